@@ -1,0 +1,146 @@
+"""The self-supervised objectives the paper regularizes: InfoNCE (Eq. 2), BYOL, Barlow Twins.
+
+Embeddings are rows: `z1[i]` and `z2[i]` are the two views of sample `i`, shape `(N, m)`.
+float16/bfloat16 inputs are computed in float32, float32 in float32, the rest in float64.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._validation import (
+    as_numeric_array,
+    check_finite,
+    check_nonnegative,
+    check_positive,
+    compute_dtype,
+)
+
+__all__ = ["barlow_twins_loss", "byol_loss", "cosine_similarity", "info_nce", "l2_normalize"]
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _pair(z1, z2, names=("z1", "z2"), min_rows: int = 1):
+    a = as_numeric_array(z1, names[0])
+    b = as_numeric_array(z2, names[1])
+    for arr, name in ((a, names[0]), (b, names[1])):
+        if arr.ndim != 2:
+            raise ValueError(f"{name} must be 2-D (batch, features); got shape {arr.shape}")
+    if a.shape != b.shape:
+        raise ValueError(f"{names[0]} and {names[1]} must have the same shape; got {a.shape} and {b.shape}")
+    if a.shape[0] < min_rows or a.shape[1] == 0:
+        raise ValueError(
+            f"{names[0]} must hold at least {min_rows} rows and 1 feature (an empty batch has no "
+            f"loss); got shape {a.shape}"
+        )
+    check_finite(a, names[0])
+    check_finite(b, names[1])
+    dtype = np.result_type(compute_dtype(a.dtype), compute_dtype(b.dtype))
+    return a.astype(dtype, copy=False), b.astype(dtype, copy=False)
+
+
+def _reduce(per_item: np.ndarray, reduction: str):
+    if reduction == "mean":
+        return float(per_item.mean())
+    if reduction == "sum":
+        return float(per_item.sum())
+    return per_item
+
+
+def _check_reduction(reduction) -> str:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}; got {reduction!r}")
+    return reduction
+
+
+def l2_normalize(z: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm; a zero row stays zero (so its cosine with anything is 0)."""
+    scale = np.max(np.abs(z), axis=-1, keepdims=True)  # avoids overflow and underflow
+    scale[scale == 0] = 1
+    u = z / scale
+    n = np.sqrt(np.einsum("ij,ij->i", u, u))[:, None]
+    n[n == 0] = 1
+    u /= n
+    return u
+
+
+def cosine_similarity(a, b) -> np.ndarray:
+    """Row-wise `cos(a_i, b_i) = <a_i, b_i> / (||a_i|| ||b_i||)`, 0 where a row is zero."""
+    a, b = _pair(a, b, ("a", "b"))
+    return np.einsum("ij,ij->i", l2_normalize(a), l2_normalize(b))
+
+
+def info_nce(z1, z2, temperature: float = 0.5, reduction: str = "mean"):
+    """InfoNCE / NT-Xent (Eq. 2) over the 2N embeddings of a batch of N pairs.
+
+    With `Z = [z1; z2]` (2N rows), `s_ab = cos(Z_a, Z_b) / temperature` and `p(a)` the other
+    view of anchor `a`:
+
+        loss_a = -log( exp(s_{a,p(a)}) / sum_{b != a} exp(s_ab) )
+
+    The denominator runs over all 2N - 1 other embeddings, the positive included. Eq. 2 is
+    `reduction="sum"` over the 2N anchors; `"mean"` divides by 2N; `"none"` returns the 2N
+    per-anchor losses (rows of `z1` first, then `z2`).
+
+    Args:
+        z1, z2: `(N, m)` embeddings of the two views; zero rows are allowed (cosine 0).
+        temperature: `tau > 0`; the paper uses 0.5.
+        reduction: `"mean"`, `"sum"` or `"none"`.
+    """
+    tau = check_positive(temperature, "temperature")
+    _check_reduction(reduction)
+    a, b = _pair(z1, z2)
+    n = a.shape[0]
+    u = l2_normalize(np.concatenate([a, b]))
+    s = u @ u.T
+    s *= 1.0 / tau
+    idx = np.arange(2 * n)
+    positive = s[idx, (idx + n) % (2 * n)].astype(np.float64)
+    np.fill_diagonal(s, -np.inf)
+    shift = s.max(axis=1, keepdims=True)  # logsumexp over b != a, stable for any tau
+    s -= shift
+    np.exp(s, out=s)
+    lse = np.log(s.sum(axis=1, dtype=np.float64)) + shift[:, 0]
+    return _reduce(lse - positive, reduction)
+
+
+def byol_loss(p, z, reduction: str = "mean"):
+    """BYOL's regression loss: `2 - 2 cos(p_i, z_i)` per row.
+
+    Args:
+        p: `(N, m)` predictions of the online network for one view.
+        z: `(N, m)` target projections of the other view (treated as constants in training).
+        reduction: `"mean"` (default), `"sum"` or `"none"`.
+    """
+    _check_reduction(reduction)
+    p, z = _pair(p, z, ("p", "z"))
+    return _reduce(2.0 - 2.0 * np.einsum("ij,ij->i", l2_normalize(p), l2_normalize(z)), reduction)
+
+
+def barlow_twins_loss(z1, z2, lambda_offdiag: float = 5e-3, eps: float = 1e-5) -> float:
+    """Barlow Twins: `sum_i (1 - C_ii)^2 + lambda_offdiag * sum_{i != j} C_ij^2`.
+
+    `C = zn1^T zn2 / N` is the `(m, m)` cross-correlation of the embeddings, each normalised
+    along the batch as BatchNorm without affine does: `zn = (z - mean) / sqrt(var + eps)`,
+    `var` the biased batch variance.
+
+    Args:
+        z1, z2: `(N, m)` embeddings of the two views, `N >= 2`.
+        lambda_offdiag: weight of the redundancy-reduction term (5e-3 in Barlow Twins).
+        eps: added to the variance, as in BatchNorm (keeps constant features finite).
+    """
+    lam = check_nonnegative(lambda_offdiag, "lambda_offdiag")
+    eps = check_nonnegative(eps, "eps")
+    a, b = _pair(z1, z2, min_rows=2)
+    n = a.shape[0]
+
+    def standardize(z):
+        zc = z - z.mean(axis=0)
+        return zc / np.sqrt(np.mean(zc * zc, axis=0) + eps)
+
+    c = standardize(a).T @ standardize(b) / n
+    on = np.sum((1.0 - np.diagonal(c)) ** 2, dtype=np.float64)
+    c2 = c * c
+    np.fill_diagonal(c2, 0)
+    return float(on + lam * np.sum(c2, dtype=np.float64))
