@@ -1,0 +1,1 @@
+"""Reference runs that reproduce the paper (data, augmentation, backbones, training, evaluation)."""

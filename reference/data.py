@@ -1,0 +1,403 @@
+"""Datasets for the reference runs: one entry point, NumPy arrays out.
+
+``load_dataset(name, data_dir, split, download)`` returns ``(images, labels)``: ``images`` uint8
+of shape ``(N, H, W, C)`` (NHWC, pixel values 0..255), ``labels`` int64 of shape ``(N,)``
+(``-1`` for STL-10's unlabeled images). No deep-learning framework is imported here, except
+Keras inside the Fashion-MNIST download fallback.
+
+Where each dataset is looked for (``data_dir`` given: only there; else the default places):
+
+======================  ===================================================================
+``fashion-mnist``       IDX files (``train-images-idx3-ubyte[.gz]`` ...) in ``data_dir`` or
+                        ``data_dir/fashion-mnist``; without ``data_dir``: the Debian package
+                        ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``),
+                        ``default_data_dir()/fashion-mnist``, then Keras' own download.
+``cifar10``             ``cifar-10-batches-py/`` (official python pickles), under ``data_dir``
+                        (or ``data_dir`` itself) else ``default_data_dir()``.
+``cifar100``            ``cifar-100-python/`` (``train``, ``test``; the 100 fine labels).
+``stl10``               ``stl10_binary/`` (``train_X.bin``, ``train_y.bin``, ...).
+``tiny-imagenet``       ``tiny-imagenet-200/`` (``train/<wnid>/images``, ``val`` + annotations).
+``image-folder``        ``data_dir/<split>/<class>/*.png|jpg`` (``data_dir`` required).
+``digits``              scikit-learn's bundled 8x8 digits (no file needed).
+======================  ===================================================================
+
+``download=True`` fetches CIFAR-10/100 and STL-10 from their official URLs into ``data_dir``
+(or ``default_data_dir()``), checks the official MD5, and extracts safely.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from reference import _download, _formats
+from reference._download import Archive, ChecksumError
+from reference._formats import UnsafePickleError
+
+__all__ = [
+    "ARCHIVES",
+    "DATASETS",
+    "FASHION_MNIST_SYSTEM_DIR",
+    "ChecksumError",
+    "DatasetSpec",
+    "UnsafePickleError",
+    "default_data_dir",
+    "download_dataset",
+    "get_spec",
+    "list_datasets",
+    "load_dataset",
+    "subset",
+    "subset_indices",
+]
+
+Arrays = tuple[np.ndarray, np.ndarray]
+
+#: Where the Debian/Ubuntu package ``dataset-fashion-mnist`` puts the IDX files.
+FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What a dataset is: image size ``(H, W)`` (``None``: set by the files or ``image_size``),
+    channels, number of classes (``None``: set by the folder), splits, the split used for
+    evaluation, and class names where they are fixed."""
+
+    name: str
+    image_size: tuple[int, int] | None
+    channels: int
+    num_classes: int | None
+    splits: tuple[str, ...]
+    eval_split: str = "test"
+    class_names: tuple[str, ...] | None = None
+    folder: str | None = None  # the folder the official archive extracts to
+    description: str = ""
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    s.name: s
+    for s in (
+        DatasetSpec(
+            "fashion-mnist", (28, 28), 1, 10, ("train", "test"),
+            class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                         "Shirt", "Sneaker", "Bag", "Ankle boot"),
+            folder="fashion-mnist",
+            description="Zalando Fashion-MNIST, 60000/10000 grayscale 28x28 (IDX files)",
+        ),
+        DatasetSpec(
+            "cifar10", (32, 32), 3, 10, ("train", "test"),
+            class_names=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
+                         "horse", "ship", "truck"),
+            folder="cifar-10-batches-py",
+            description="CIFAR-10, 50000/10000 RGB 32x32 (official python pickles)",
+        ),
+        DatasetSpec(
+            "cifar100", (32, 32), 3, 100, ("train", "test"), folder="cifar-100-python",
+            description="CIFAR-100, 50000/10000 RGB 32x32, 100 fine labels (python pickles)",
+        ),
+        DatasetSpec(
+            "stl10", (96, 96), 3, 10, ("train", "test", "unlabeled", "train+unlabeled"),
+            class_names=("airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey",
+                         "ship", "truck"),
+            folder="stl10_binary",
+            description="STL-10, 5000/8000 labeled + 100000 unlabeled RGB 96x96 (binary)",
+        ),
+        DatasetSpec(
+            "tiny-imagenet", (64, 64), 3, 200, ("train", "val"), eval_split="val",
+            folder="tiny-imagenet-200",
+            description="Tiny ImageNet, 100000/10000 RGB 64x64, 200 classes (image folder); "
+            "split 'test' means 'val' (the official test labels are withheld)",
+        ),
+        DatasetSpec(
+            "image-folder", None, 3, None, ("train", "val", "test"),
+            description="any root/<split>/<class>/*.png|jpg folder (e.g. ImageNet-100)",
+        ),
+        DatasetSpec(
+            "digits", (8, 8), 1, 10, ("train", "test"),
+            class_names=tuple(str(d) for d in range(10)),
+            description="scikit-learn's 1797 8x8 digits, 0..16 scaled to 0..255; test = "
+            "every 5th image (index % 5 == 4), train = the rest",
+        ),
+    )
+}  # fmt: skip
+
+#: Official archives, with the MD5 published on the datasets' pages (also used by torchvision).
+ARCHIVES: dict[str, Archive] = {
+    "cifar10": Archive(
+        url="https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+        filename="cifar-10-python.tar.gz",
+        folder="cifar-10-batches-py",
+        md5="c58f30108f718f92721af3b95e74349a",
+    ),
+    "cifar100": Archive(
+        url="https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+        filename="cifar-100-python.tar.gz",
+        folder="cifar-100-python",
+        md5="eb9058c3a382ffc7106e4002c42a8d85",
+    ),
+    "stl10": Archive(
+        url="http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz",
+        filename="stl10_binary.tar.gz",
+        folder="stl10_binary",
+        md5="91f7769df0f17e558f3565bffb0c7dfb",
+    ),
+}
+
+_ALIASES = {"fashion_mnist": "fashion-mnist", "fmnist": "fashion-mnist", "cifar-10": "cifar10",
+            "cifar-100": "cifar100", "stl-10": "stl10", "tiny_imagenet": "tiny-imagenet",
+            "image_folder": "image-folder", "imagefolder": "image-folder"}  # fmt: skip
+
+
+def list_datasets() -> list[str]:
+    """Names accepted by ``load_dataset``, sorted."""
+    return sorted(DATASETS)
+
+
+def get_spec(name: str) -> DatasetSpec:
+    """The ``DatasetSpec`` of ``name`` (case-insensitive; ``_`` and ``-`` spellings accepted)."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, got {type(name).__name__}")
+    key = name.strip().lower()
+    key = _ALIASES.get(key, key)
+    if key not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {list_datasets()}")
+    return DATASETS[key]
+
+
+def default_data_dir() -> Path:
+    """``$SPARSEHEAD_DATA_DIR``, else ``$XDG_CACHE_HOME/sparsehead/datasets`` (``~/.cache``)."""
+    env = os.environ.get("SPARSEHEAD_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache).expanduser() / "sparsehead" / "datasets"
+
+
+def download_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Path:
+    """Download and extract ``name``'s official archive (MD5-checked); return its folder."""
+    spec = get_spec(name)
+    if spec.name not in ARCHIVES:
+        raise ValueError(
+            f"no download for {spec.name!r}: downloads exist for {sorted(ARCHIVES)}"
+            + ("; Fashion-MNIST comes through Keras" if spec.name == "fashion-mnist" else "")
+        )
+    root = Path(data_dir) if data_dir is not None else default_data_dir()
+    return _download.fetch_and_extract(ARCHIVES[spec.name], root)
+
+
+# ------------------------------------------------------------------------------- loading
+
+
+def load_dataset(
+    name: str = "fashion-mnist",
+    data_dir: str | os.PathLike | None = None,
+    split: str = "train",
+    download: bool = False,
+    *,
+    image_size: tuple[int, int] | None = None,
+) -> Arrays:
+    """Load one split of a dataset as ``(images, labels)``.
+
+    Args:
+        name: one of ``list_datasets()``.
+        data_dir: where the files are (see the module docstring); ``None``: the default places.
+        split: one of ``get_spec(name).splits`` (``"test"`` means ``"val"`` for Tiny ImageNet).
+        download: fetch a missing CIFAR-10/100 or STL-10 archive from its official URL (MD5
+            checked); Fashion-MNIST falls back to Keras' download whether or not it is set.
+        image_size: ``(H, W)`` to resize image-folder images to (image folders only).
+
+    Returns:
+        ``images`` uint8 ``(N, H, W, C)`` and ``labels`` int64 ``(N,)``.
+
+    Raises:
+        ValueError: unknown name or split, or a corrupt file.
+        FileNotFoundError: the files are not where they were looked for.
+    """
+    spec = get_spec(name)
+    if not isinstance(split, str):
+        raise TypeError(f"split must be a str, got {type(split).__name__}")
+    if spec.name == "tiny-imagenet" and split == "test":
+        split = "val"
+    if split not in spec.splits:
+        raise ValueError(f"split {split!r} is not one of {spec.name}'s splits {spec.splits}")
+    if image_size is not None and spec.name not in ("image-folder", "tiny-imagenet"):
+        raise ValueError("image_size applies to image folders only (image-folder, tiny-imagenet)")
+    loader = _LOADERS[spec.name]
+    images, labels = loader(spec, None if data_dir is None else Path(data_dir), split, download,
+                            image_size)  # fmt: skip
+    _check_output(spec, images, labels)
+    return images, labels
+
+
+def _check_output(spec: DatasetSpec, images: np.ndarray, labels: np.ndarray) -> None:
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != spec.channels:
+        raise ValueError(f"{spec.name}: loaded images have dtype {images.dtype} {images.shape}")
+    if spec.image_size is not None and images.shape[1:3] != spec.image_size:
+        raise ValueError(f"{spec.name}: images are {images.shape[1:3]}, not {spec.image_size}")
+    if labels.dtype != np.int64 or labels.shape != (images.shape[0],):
+        raise ValueError(f"{spec.name}: labels {labels.dtype} {labels.shape} do not match images")
+
+
+def _locate(spec: DatasetSpec, data_dir: Path | None, marker: str, download: bool) -> Path:
+    """The folder holding ``marker``: ``data_dir/<folder>``, ``data_dir`` itself, or (no
+    ``data_dir``) ``default_data_dir()/<folder>``; downloaded there if allowed."""
+    root = data_dir if data_dir is not None else default_data_dir()
+    candidates = [root / spec.folder, root]
+    for folder in candidates:
+        if (folder / marker).exists():
+            return folder
+    if download:
+        return download_dataset(spec.name, root)
+    hint = f" or pass download=True (--download) to fetch it into {root}"
+    raise FileNotFoundError(
+        f"{spec.name}: {marker!r} not found in {' or '.join(map(str, candidates))}; "
+        f"put the extracted {spec.folder}/ there, pass data_dir (--data-dir),"
+        + (hint if spec.name in ARCHIVES else " ")
+    )
+
+
+_FMNIST_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+def _idx_file(folder: Path, stem: str) -> Path | None:
+    for name in (stem + ".gz", stem):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def _load_fashion_mnist_keras(split: str) -> Arrays:
+    """Keras' own Fashion-MNIST download (cached in ``~/.keras/datasets``)."""
+    from keras.datasets import fashion_mnist  # lazy: only this fallback needs Keras
+
+    (x_train, y_train), (x_test, y_test) = fashion_mnist.load_data()
+    x, y = (x_train, y_train) if split == "train" else (x_test, y_test)
+    return np.asarray(x, dtype=np.uint8)[..., None], np.asarray(y, dtype=np.int64)
+
+
+def _load_fashion_mnist(spec, data_dir, split, download, image_size) -> Arrays:
+    if data_dir is not None:
+        folders = [data_dir, data_dir / "fashion-mnist"]
+    else:
+        folders = [FASHION_MNIST_SYSTEM_DIR, default_data_dir() / "fashion-mnist"]
+    for folder in folders:
+        images = _idx_file(folder, _FMNIST_FILES[split][0])
+        labels = _idx_file(folder, _FMNIST_FILES[split][1])
+        if images and labels:
+            return _formats.read_idx_pair(images, labels)
+    searched = " and ".join(map(str, folders))
+    if data_dir is not None:
+        raise FileNotFoundError(
+            f"fashion-mnist: {_FMNIST_FILES[split][0]}[.gz] and its labels not found in {searched}"
+        )
+    try:
+        return _load_fashion_mnist_keras(split)
+    except Exception as exc:  # ImportError, or any network error from Keras' get_file
+        raise FileNotFoundError(
+            f"fashion-mnist: not found in {searched}, and Keras' download failed ({exc}); "
+            "install the Debian package dataset-fashion-mnist or pass data_dir (--data-dir)"
+        ) from exc
+
+
+def _load_cifar10(spec, data_dir, split, download, image_size) -> Arrays:
+    return _formats.read_cifar10(_locate(spec, data_dir, "test_batch", download), split)
+
+
+def _load_cifar100(spec, data_dir, split, download, image_size) -> Arrays:
+    return _formats.read_cifar100(_locate(spec, data_dir, "test", download), split)
+
+
+def _load_stl10(spec, data_dir, split, download, image_size) -> Arrays:
+    return _formats.read_stl10(_locate(spec, data_dir, "test_X.bin", download), split)
+
+
+def _load_tiny_imagenet(spec, data_dir, split, download, image_size) -> Arrays:
+    if download:
+        raise ValueError("tiny-imagenet has no download here; fetch tiny-imagenet-200.zip")
+    root = _locate(spec, data_dir, "train", download=False)
+    return _formats.read_image_folder(root, split, channels=3, image_size=image_size)
+
+
+def _load_image_folder(spec, data_dir, split, download, image_size) -> Arrays:
+    if data_dir is None:
+        raise ValueError("image-folder needs data_dir (--data-dir): root/<split>/<class>/*.png")
+    return _formats.read_image_folder(data_dir, split, channels=3, image_size=image_size)
+
+
+def _load_digits(spec, data_dir, split, download, image_size) -> Arrays:
+    from sklearn.datasets import load_digits  # bundled with scikit-learn, no download
+
+    bunch = load_digits()
+    pixels = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
+    test = np.arange(len(bunch.target)) % 5 == 4
+    keep = test if split == "test" else ~test
+    return pixels[keep], bunch.target[keep].astype(np.int64)
+
+
+_LOADERS = {
+    "fashion-mnist": _load_fashion_mnist,
+    "cifar10": _load_cifar10,
+    "cifar100": _load_cifar100,
+    "stl10": _load_stl10,
+    "tiny-imagenet": _load_tiny_imagenet,
+    "image-folder": _load_image_folder,
+    "digits": _load_digits,
+}
+
+# ------------------------------------------------------------------------------- subsets
+
+
+def subset_indices(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """Indices (sorted) of a class-balanced random subset of ``n`` examples.
+
+    Every label value is a class (``-1`` included). Each class gets ``n // k`` or
+    ``n // k + 1`` examples (``k`` classes; which classes get the extra one is drawn from
+    ``seed``), except classes with fewer examples, which give all they have while the rest is
+    shared among the others. Deterministic in ``(labels, n, seed)``.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be 1-D, got shape {labels.shape}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"n must be an int, got {type(n).__name__}")
+    if not 0 <= n <= labels.shape[0]:
+        raise ValueError(f"n must be in 0..{labels.shape[0]} (the number of labels), got {n}")
+    rng = np.random.default_rng(seed)
+    _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    quota = np.zeros_like(counts)
+    open_ = np.arange(counts.size)
+    remaining = int(n)
+    while open_.size:  # water-filling: small classes give all they have
+        capped = open_[counts[open_] <= remaining // open_.size]
+        if capped.size == 0:
+            break
+        quota[capped] = counts[capped]
+        remaining -= int(counts[capped].sum())
+        open_ = np.setdiff1d(open_, capped)
+    if open_.size:
+        base, extra = divmod(remaining, open_.size)
+        quota[open_] = base
+        quota[rng.choice(open_, size=extra, replace=False)] += 1
+    order = np.argsort(inverse, kind="stable")  # indices grouped by class, ascending
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    picks = [
+        rng.choice(order[starts[c] : starts[c + 1]], size=int(quota[c]), replace=False)
+        for c in range(counts.size)
+    ]
+    return np.sort(np.concatenate(picks)).astype(np.int64) if picks else np.zeros(0, np.int64)
+
+
+def subset(images: np.ndarray, labels: np.ndarray, n: int, seed: int = 0) -> Arrays:
+    """A class-balanced random subset of ``n`` examples: ``(images[idx], labels[idx])`` with
+    ``idx = subset_indices(labels, n, seed)`` (original order kept)."""
+    images = np.asarray(images)
+    labels = np.asarray(labels)
+    if images.shape[0] != labels.shape[0]:
+        raise ValueError(f"images ({images.shape[0]}) and labels ({labels.shape[0]}) differ")
+    idx = subset_indices(labels, n, seed)
+    return images[idx], labels[idx]
