@@ -1,0 +1,132 @@
+"""The L2,1 norm (Eq. 13) and its prox on PyTorch tensors: pure torch ops, safe at zero groups.
+
+Every function takes `group_axis`, the axis whose index names a group; the L2 norm runs over
+the other axes. `nn.Linear.weight` is `(out, in)`, so a group (one input feature) is a column:
+`group_axis=-1`, the default here. For `nn.Conv2d.weight` `(out, in, kh, kw)` use `group_axis=1`.
+
+Numerics: float16/bfloat16 weights are accumulated in float32, float64 stays float64. Each
+group is divided by its largest magnitude before squaring, so no finite weight overflows or
+underflows. The norm's gradient is the minimum-norm subgradient: `W_j / ||W_j||_2`, and exactly
+0 on a group that is exactly 0 (the double-`where` keeps `sqrt` away from 0, so no NaN).
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import torch
+
+__all__ = ["group_norms", "l21_penalty", "l21_prox", "l21_prox_"]
+
+
+def _check_weight(weight: torch.Tensor, group_axis: int, name: str = "weight") -> int:
+    """Validate `weight` and `group_axis`; return `group_axis` as a non-negative index."""
+    if not isinstance(weight, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor; got {type(weight).__name__}")
+    if not weight.is_floating_point():
+        raise TypeError(f"{name} must have a floating dtype; got {weight.dtype}")
+    if weight.ndim < 2:
+        raise ValueError(f"{name} must have at least 2 dimensions; got shape {tuple(weight.shape)}")
+    if weight.numel() == 0:
+        raise ValueError(f"{name} must not be empty; got shape {tuple(weight.shape)}")
+    if isinstance(group_axis, bool) or not isinstance(group_axis, numbers.Integral):
+        raise TypeError(f"group_axis must be an int; got {type(group_axis).__name__}")
+    if not -weight.ndim <= group_axis < weight.ndim:
+        raise ValueError(
+            f"group_axis={group_axis} is out of range for a tensor of {weight.ndim} dimensions"
+        )
+    return int(group_axis) % weight.ndim
+
+
+def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _norms_keepdim(weight: torch.Tensor, ax: int) -> torch.Tensor:
+    """Group norms in the accumulation dtype, shaped to broadcast against `weight`."""
+    x = weight.to(_accumulation_dtype(weight.dtype))
+    dims = tuple(d for d in range(x.ndim) if d != ax)
+    # The scale is a constant for autograd: ||x|| = s * ||x / s|| for any s > 0, so the
+    # gradient is still x / ||x||; detaching it keeps amax's subgradient out of the graph.
+    peak = x.detach().abs().amax(dim=dims, keepdim=True)
+    scale = torch.where(peak > 0, peak, torch.ones_like(peak))
+    ss = (x / scale).square().sum(dim=dims, keepdim=True)
+    nonzero = ss > 0
+    safe = torch.where(nonzero, ss, torch.ones_like(ss))
+    return torch.where(nonzero, scale * safe.sqrt(), torch.zeros_like(ss))
+
+
+def group_norms(weight: torch.Tensor, group_axis: int = -1) -> torch.Tensor:
+    """L2 norm of each group, `g_j = ||W_j||_2`, differentiable.
+
+    Args:
+        weight: tensor of at least 2 dimensions, any floating dtype.
+        group_axis: the axis whose index names a group (`-1`: columns of `nn.Linear.weight`).
+
+    Returns:
+        Shape `(weight.shape[group_axis],)`; float32 for float16/bfloat16/float32, else float64.
+    """
+    ax = _check_weight(weight, group_axis)
+    return _norms_keepdim(weight, ax).reshape(weight.shape[ax])
+
+
+def l21_penalty(weight: torch.Tensor, group_axis: int = -1) -> torch.Tensor:
+    """The L2,1 norm (Eq. 13), `||W||_{2,1} = sum_j ||W_j||_2`, as a differentiable 0-d tensor.
+
+    The gradient is the minimum-norm subgradient `W_j / ||W_j||_2`, and 0 on zero groups.
+    The result is float32 for float16/bfloat16/float32 weights (float64 for float64), also
+    under autocast; the gradient reaching `weight` is in `weight`'s dtype.
+    """
+    ax = _check_weight(weight, group_axis)
+    return _norms_keepdim(weight, ax).sum()
+
+
+def _factor(weight: torch.Tensor, ax: int, threshold) -> torch.Tensor:
+    """Per-group shrink factor `max(0, 1 - t_j / g_j)`, broadcastable against `weight`."""
+    g = _norms_keepdim(weight, ax)
+    if isinstance(threshold, torch.Tensor):
+        t = threshold.to(device=g.device, dtype=g.dtype)
+        if t.ndim > 0:
+            if t.numel() != weight.shape[ax]:
+                raise ValueError(
+                    f"threshold must be a scalar or have one entry per group "
+                    f"({weight.shape[ax]}); got shape {tuple(t.shape)}"
+                )
+            t = t.reshape(g.shape)
+    else:
+        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
+            raise TypeError(f"threshold must be a real number; got {type(threshold).__name__}")
+        if not 0 <= float(threshold) < float("inf"):
+            raise ValueError(f"threshold must be finite and >= 0; got {threshold}")
+        t = torch.tensor(float(threshold), dtype=g.dtype, device=g.device)
+    # g > t >= 0 keeps 0/0 out of the chosen branch; the other branch is discarded.
+    return torch.where(g > t, 1 - t / torch.where(g > t, g, torch.ones_like(g)), 0.0)
+
+
+def l21_prox(weight: torch.Tensor, threshold, group_axis: int = -1) -> torch.Tensor:
+    """Proximal operator of `t * ||.||_{2,1}`: `prox(W)_j = max(0, 1 - t / ||W_j||_2) * W_j`.
+
+    A group whose norm is at most `t` becomes exactly 0; `t = 0` is the identity.
+
+    Args:
+        weight: tensor of at least 2 dimensions.
+        threshold: `t >= 0`: a float, a 0-d tensor, or a tensor with one entry per group
+            (`lr * lambda` for a proximal gradient step).
+        group_axis: the axis whose index names a group.
+
+    Returns:
+        A new tensor of `weight`'s shape and dtype.
+    """
+    ax = _check_weight(weight, group_axis)
+    f = _factor(weight, ax, threshold)
+    return (weight.to(f.dtype) * f).to(weight.dtype)
+
+
+@torch.no_grad()
+def l21_prox_(weight: torch.Tensor, threshold, group_axis: int = -1) -> torch.Tensor:
+    """In-place `l21_prox`: overwrite `weight` (e.g. an `nn.Parameter`) and return it."""
+    ax = _check_weight(weight, group_axis)
+    f = _factor(weight, ax, threshold)
+    if weight.dtype == f.dtype:
+        return weight.mul_(f)
+    return weight.copy_(weight.to(f.dtype) * f)
