@@ -1,0 +1,145 @@
+"""The three self-supervised objectives as Keras models that train with `fit`.
+
+Every model is called on a batch that holds both views, `x = [x^1; x^2]` of shape
+`(2N, H, W, C)` (so BatchNorm sees all 2N images, as in SimCLR), and overrides
+`compute_loss` to split the result into the two views. `fit` then adds the head's `L21`
+penalty (`self.losses`), so the objective is Eq. 12: `loss + lambda * ||W||_{2,1}`.
+
+- `SimCLR`: InfoNCE (Eq. 2) on `z = h(f(x))` with temperature `tau`.
+- `BYOL`: online `q(h(f(x)))` regresses the target network's `h'(f'(x))` of the other view
+  (`2 - 2 cos`, symmetrised); the target is an exponential moving average of the online
+  network, updated inside the training call so that it works on every backend (on JAX the
+  update flows out of the stateless call like BatchNorm's moving statistics).
+- `BarlowTwins`: cross-correlation loss on `z`.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+from sparsehead.adapters.keras import barlow_twins_loss, byol_loss, info_nce
+
+__all__ = ["BYOL", "METHODS", "BarlowTwins", "SimCLR"]
+
+
+def _halves(z):
+    n = ops.shape(z)[0] // 2
+    return z[:n], z[n:]
+
+
+class _TwoView(keras.Model):
+    """Backbone `f` then head `h`; `encode` gives representation and embedding."""
+
+    def __init__(self, backbone: keras.Model, head: keras.layers.Layer, **kwargs):
+        super().__init__(**kwargs)
+        self.backbone = backbone
+        self.head = head
+
+    def call(self, x, training=False):
+        return self.head(self.backbone(x, training=training), training=training)
+
+    def _penalty(self):
+        return ops.sum(self.losses) if self.losses else 0.0
+
+
+class SimCLR(_TwoView):
+    """SimCLR (Chen et al., 2020) with InfoNCE at temperature `temperature` (Eq. 2)."""
+
+    def __init__(self, backbone, head, temperature: float = 0.5, **kwargs):
+        super().__init__(backbone, head, **kwargs)
+        self.temperature = float(temperature)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        z1, z2 = _halves(y_pred)
+        return info_nce(z1, z2, self.temperature) + self._penalty()
+
+
+class BarlowTwins(_TwoView):
+    """Barlow Twins (Zbontar et al., 2021): on-diagonal `(1 - C_ii)^2` + `lambda_offdiag C_ij^2`."""
+
+    def __init__(self, backbone, head, lambda_offdiag: float = 5e-3, **kwargs):
+        super().__init__(backbone, head, **kwargs)
+        self.lambda_offdiag = float(lambda_offdiag)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        z1, z2 = _halves(y_pred)
+        return barlow_twins_loss(z1, z2, self.lambda_offdiag) + self._penalty()
+
+
+class BYOL(_TwoView):
+    """BYOL (Grill et al., 2020): online `f, h, q`; target `f', h'` = EMA of `f, h`.
+
+    `target_backbone` and `target_head` must be structural copies of `backbone` and `head`
+    (`keras.models.clone_model`, or built by the same function); their weights are set to the
+    online ones on the first training call and then follow `t <- tau t + (1 - tau) o` once per
+    step (BatchNorm statistics included). They are frozen, so in the target network BatchNorm
+    uses its (moving-average) statistics.
+    """
+
+    def __init__(
+        self, backbone, head, predictor, target_backbone, target_head, tau: float = 0.99, **kwargs
+    ):
+        super().__init__(backbone, head, **kwargs)
+        if not 0 <= tau < 1:
+            raise ValueError(f"tau must be in [0, 1); got {tau}")
+        self.predictor = predictor
+        self.target_backbone = target_backbone
+        self.target_head = target_head
+        self.tau = float(tau)
+        target_backbone.trainable = False
+        target_head.trainable = False
+
+    def build(self, input_shape):
+        for net in (self.backbone, self.target_backbone):
+            if not net.built:
+                net.build(input_shape)
+        rep_shape = (input_shape[0], self.backbone.output_shape[-1])
+        for layer in (self.head, self.target_head):
+            if not layer.built:
+                layer.build(rep_shape)
+        self.predictor.build((input_shape[0], self.head.compute_output_shape(rep_shape)[-1]))
+        self.copy_to_target()
+        self.built = True
+
+    def _pairs(self):
+        online = self.backbone.weights + self.head.weights
+        target = self.target_backbone.weights + self.target_head.weights
+        if [tuple(v.shape) for v in online] != [tuple(v.shape) for v in target]:
+            raise ValueError("the target network must be a structural copy of the online one")
+        return zip(target, online, strict=True)
+
+    def copy_to_target(self):
+        """Set the target weights to the online ones (at initialisation)."""
+        for t, o in self._pairs():
+            t.assign(o)
+
+    def call(self, x, training=False):
+        z = super().call(x, training=training)
+        if not training:
+            return z
+        p = self.predictor(z, training=training)
+        zt = self.target_head(self.target_backbone(x, training=False), training=False)
+        for t, o in self._pairs():
+            t.assign(self.tau * t + (1.0 - self.tau) * ops.stop_gradient(o))
+        return {"p": p, "zt": ops.stop_gradient(zt)}
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        p1, p2 = _halves(y_pred["p"])
+        t1, t2 = _halves(y_pred["zt"])
+        return byol_loss(p1, t2) + byol_loss(p2, t1) + self._penalty()
+
+
+def mlp_predictor(hidden_dim: int, output_dim: int) -> keras.Sequential:
+    """BYOL's predictor `q`: Linear -> BN -> ReLU -> Linear (no SparseHead on it)."""
+    return keras.Sequential(
+        [
+            keras.layers.Dense(hidden_dim, use_bias=False),
+            keras.layers.BatchNormalization(),
+            keras.layers.ReLU(),
+            keras.layers.Dense(output_dim),
+        ],
+        name="predictor",
+    )
+
+
+METHODS = ("simclr", "byol", "barlow-twins")

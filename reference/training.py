@@ -1,0 +1,322 @@
+"""One reference run, top to bottom as in Sec. 7.1: data, two views, backbone + head,
+objective + SparseHead, Adam, then evaluation of the frozen features and diagnostics.
+
+`run(config)` is what `train_simclr.py`, `train_byol.py` and `train_barlow_twins.py` call;
+`reproduce.py` calls it once per (setting, seed).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from . import data as datasets
+from .augment import Augment, to_float
+from .backbones import build_backbone
+from .evaluate import diagnostics, encode, probe
+from .heads import build_head, regularized_kernel
+from .methods import BYOL, BarlowTwins, SimCLR, mlp_predictor
+from .report import plot_group_norms, plot_spectra, summary, versions, write_json
+
+__all__ = ["TwoViews", "run"]
+
+_ACC = ("linear_representation", "knn5_representation", "linear_embedding", "knn5_embedding")
+
+
+class TwoViews(keras.utils.PyDataset):
+    """Batches `[x^1; x^2]` of two augmented views of the same `batch_size` images.
+
+    Reshuffled every epoch; the views of batch `i` in epoch `e` depend only on
+    `(seed, e, i)`, so a resumed run sees the same data as an uninterrupted one.
+    The last incomplete batch is dropped (InfoNCE wants full batches).
+    """
+
+    def __init__(self, images, batch_size: int, augment: Augment, seed: int, epoch: int = 0):
+        super().__init__()
+        if len(images) < batch_size:
+            raise ValueError(
+                f"batch_size ({batch_size}) must not exceed the number of training images "
+                f"({len(images)})"
+            )
+        self.images = images
+        self.batch_size = batch_size
+        self.augment = augment
+        self.seed = seed
+        self.epoch = epoch
+        self._order = None
+
+    def __len__(self):
+        return len(self.images) // self.batch_size
+
+    def on_epoch_end(self):
+        self.epoch += 1
+        self._order = None
+
+    def __getitem__(self, i):
+        if self._order is None:
+            self._order = np.random.default_rng([self.seed, self.epoch]).permutation(
+                len(self.images)
+            )
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        x = self.images[self._order[i * self.batch_size : (i + 1) * self.batch_size]]
+        return np.concatenate([self.augment(x, rng), self.augment(x, rng)])
+
+
+class _History(keras.callbacks.Callback):
+    """Appends each completed epoch's logs (loss, head L2,1, time) to `history.json`."""
+
+    def __init__(self, path: Path, history: list, kernel):
+        super().__init__()
+        self.path, self.history, self.kernel = path, history, kernel
+        self._t0 = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        entry = {"epoch": epoch + 1, "seconds": time.perf_counter() - self._t0}
+        entry.update({k: float(v) for k, v in (logs or {}).items()})
+        if self.kernel is not None:
+            import sparsehead
+
+            s = sparsehead.sparsity_summary(keras.ops.convert_to_numpy(self.kernel))
+            entry.update(
+                head_l21=s["l21"],
+                head_groups_95_energy=s["groups_95_energy"],
+                head_zero_groups=s["zero_groups"],
+            )
+        self.history.append(entry)
+        write_json(self.path, self.history)
+
+
+def _check(cfg: dict) -> None:
+    for key in ("epochs", "batch_size"):
+        if not isinstance(cfg[key], int) or cfg[key] < 1:
+            raise ValueError(f"{key} must be a positive int; got {cfg[key]!r}")
+    for key in ("lr", "temperature"):
+        if not cfg[key] > 0:
+            raise ValueError(f"{key} must be > 0; got {cfg[key]!r}")
+    if cfg["weight_decay"] < 0:
+        raise ValueError(f"weight_decay must be >= 0; got {cfg['weight_decay']!r}")
+    if cfg["l21"] is not None and not cfg["l21"] >= 0:
+        raise ValueError(f"l21 must be >= 0; got {cfg['l21']!r}")
+    if cfg["proximal"] and cfg["head"] == "identity":
+        raise ValueError("proximal needs a head with weights; head 'identity' has none")
+
+
+def _load(cfg: dict):
+    kw = {"data_dir": cfg["data_dir"], "download": cfg["download"]}
+    train = datasets.load_dataset(cfg["dataset"], split="train", **kw)
+    test = datasets.load_dataset(cfg["dataset"], split="test", **kw)
+    if cfg["train_size"]:
+        train = datasets.subset(*train, min(cfg["train_size"], len(train[1])), seed=cfg["seed"])
+    if cfg["test_size"]:
+        test = datasets.subset(*test, min(cfg["test_size"], len(test[1])), seed=cfg["seed"] + 1)
+    ssl = train
+    if cfg.get("ssl_split", "train") != "train":  # STL-10: train + unlabeled
+        ssl = datasets.load_dataset(cfg["dataset"], split=cfg["ssl_split"], **kw)
+    return ssl, train, test
+
+
+def _build(cfg: dict, input_shape) -> tuple[keras.Model, keras.layers.Layer]:
+    """The self-supervised model for `cfg['method']`, built, and its head."""
+
+    def pair():
+        backbone = build_backbone(cfg["backbone"], input_shape)
+        head = build_head(cfg["head"], cfg["head_hidden"], cfg["head_dim"], cfg["penalty"])
+        return backbone, head
+
+    backbone, head = pair()
+    method = cfg["method"]
+    if method == "simclr":
+        model = SimCLR(backbone, head, temperature=cfg["temperature"], name="simclr")
+    elif method == "barlow-twins":
+        model = BarlowTwins(backbone, head, name="barlow_twins")
+    elif method == "byol":
+        target_backbone, target_head = pair()
+        target_backbone.name = "target_" + target_backbone.name
+        dim = cfg["head_dim"] if cfg["head"] != "identity" else backbone.output_shape[-1]
+        model = BYOL(
+            backbone,
+            head,
+            mlp_predictor(cfg["head_hidden"], dim),
+            target_backbone,
+            target_head,
+            name="byol",
+        )
+    else:
+        raise ValueError(f"method must be simclr, byol or barlow-twins; got {method!r}")
+    if method == "byol":
+        model.build((None, *input_shape))
+    else:
+        model(np.zeros((2, *input_shape), dtype="float32"))
+    return model, head
+
+
+def _jit(cfg: dict):
+    choice = cfg.get("jit_compile") or "auto"
+    if choice == "auto":
+        # Measured on a 2-core CPU: XLA made the TensorFlow step slower; JAX always jits.
+        return False if keras.backend.backend() == "tensorflow" else "auto"
+    return choice == "on"
+
+
+def _distribute(cfg: dict) -> None:
+    if cfg.get("distribute", "none") == "none":
+        return
+    if keras.backend.backend() != "jax":
+        raise ValueError("distribute 'data-parallel' needs KERAS_BACKEND=jax")
+    devices = keras.distribution.list_devices()
+    if cfg["batch_size"] % len(devices):
+        raise ValueError(
+            f"batch_size ({cfg['batch_size']}) must be divisible by the {len(devices)} devices"
+        )
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+
+
+def run(cfg: dict, callbacks=(), verbose: int = 1) -> dict:
+    """Train `cfg['method']` as configured, evaluate, write `cfg['out']`; return the results.
+
+    `cfg` holds the keys of `presets.DEFAULTS` plus `method`, `out`, `resume` (and optionally
+    `distribute`, `quiet`). `callbacks` are extra Keras callbacks (the tests use one to stop
+    a run midway).
+    """
+    t_start = time.perf_counter()
+    cfg = dict(cfg)
+    cfg.setdefault("resume", False)
+    cfg.setdefault("distribute", "none")
+    out = Path(cfg.get("out") or f"runs/{cfg['method']}-{cfg['dataset']}-seed{cfg['seed']}")
+    cfg["out"] = str(out)
+    saved_cfg = out / "config.json"
+    if cfg["resume"]:
+        if not saved_cfg.exists():
+            raise ValueError(f"resume: no run to resume in {out} (config.json missing)")
+        saved = json.loads(saved_cfg.read_text())
+        keep = {k: cfg[k] for k in ("out", "resume", "quiet") if k in cfg}
+        cfg = {**saved, **keep, "epochs": cfg["epochs"]}
+    else:
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        for name in ("history.json", "results.json"):
+            (out / name).unlink(missing_ok=True)
+    _check(cfg)
+    if cfg["l21"] is None:
+        cfg["l21"] = 0.0 if cfg["head"] == "identity" else 1e-4
+    # The penalty in the loss; with --proximal the prox step replaces it.
+    cfg["penalty"] = 0.0 if cfg["proximal"] else cfg["l21"]
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(saved_cfg, {k: v for k, v in cfg.items() if k != "resume"})
+
+    keras.utils.set_random_seed(cfg["seed"])
+    _distribute(cfg)
+
+    # Data (Sec. 7.1): the training split for self-supervised training and the linear probe,
+    # the test split for accuracy and diagnostics.
+    (x_ssl, _), (x_train, y_train), (x_test, y_test) = _load(cfg)
+    same = x_ssl is x_train
+    x_train, x_test = to_float(x_train), to_float(x_test)
+    x_ssl = x_train if same else to_float(x_ssl)
+    cfg["train_size"], cfg["test_size"] = len(x_train), len(x_test)
+
+    # Backbone f, head h (L21 on its last layer), objective; Adam with weight decay.
+    model, head = _build(cfg, x_train.shape[1:])
+    kernel = regularized_kernel(head)
+
+    # The same network at random initialisation: the floor that training must beat.
+    t_eval = time.perf_counter()
+    init_train = encode(model.backbone, head, x_train)
+    init_test = encode(model.backbone, head, x_test)
+    random_init = probe(init_train, init_test, y_train, y_test)
+    init_metrics, random_init_spectra = diagnostics(*init_test, kernel, seed=cfg["seed"])
+    random_init.update(init_metrics)
+    eval_seconds = time.perf_counter() - t_eval
+
+    model.compile(
+        optimizer=keras.optimizers.Adam(cfg["lr"], weight_decay=cfg["weight_decay"] or None),
+        jit_compile=_jit(cfg),
+    )
+
+    ckpt = out / "checkpoints"
+    meta = ckpt / "backup" / "training_metadata.json"
+    initial_epoch = json.loads(meta.read_text())["epoch"] if meta.exists() else 0
+    history_path = out / "history.json"
+    history = json.loads(history_path.read_text()) if history_path.exists() else []
+    history = [h for h in history if h["epoch"] <= initial_epoch]
+
+    views = TwoViews(x_ssl, cfg["batch_size"], Augment(), cfg["seed"], epoch=initial_epoch)
+    cbs = [keras.callbacks.BackupAndRestore(str(ckpt / "backup"), delete_checkpoint=False)]
+    if cfg["proximal"]:
+        from sparsehead.adapters.keras import ProximalL21
+
+        cbs.append(ProximalL21(kernel, cfg["l21"]))
+    cbs += [_History(history_path, history, kernel), *callbacks]
+
+    t_train = time.perf_counter()
+    model.fit(
+        views, epochs=cfg["epochs"], callbacks=cbs, verbose=0 if cfg.get("quiet") else verbose
+    )
+    train_seconds = time.perf_counter() - t_train
+    model.save_weights(str(ckpt / "final.weights.h5"))
+
+    # Frozen features -> linear probe and 5-NN; spectra, ranks, sparsity, min-max ratio.
+    t_eval = time.perf_counter()
+    trained_train = encode(model.backbone, head, x_train)
+    trained_test = encode(model.backbone, head, x_test)
+    trained = probe(trained_train, trained_test, y_train, y_test)
+    metrics, spectra = diagnostics(*trained_test, kernel, seed=cfg["seed"])
+    trained.update(metrics)
+    eval_seconds += time.perf_counter() - t_eval
+
+    plot_spectra(
+        out / "spectra.png",
+        {"trained": spectra, "random init": random_init_spectra},
+        title=f"{cfg['method']}, l21={cfg['l21']}",
+    )
+    if "group_norms" in spectra:
+        plot_group_norms(out / "group_norms.png", spectra["group_norms"])
+    np.savez(
+        out / "spectra.npz",
+        **{f"trained_{k}": v for k, v in spectra.items()},
+        **{f"random_init_{k}": v for k, v in random_init_spectra.items()},
+    )
+
+    epochs_run = [h for h in history if h["epoch"] > initial_epoch]
+    steps = len(views) * cfg["batch_size"]
+    steady = epochs_run[1:] or epochs_run
+    steady_s = sum(h["seconds"] for h in steady)
+    results = {
+        "method": cfg["method"],
+        "config": {k: v for k, v in cfg.items() if k not in ("resume", "penalty")},
+        "backend": keras.backend.backend(),
+        "devices": [str(d) for d in keras.distribution.list_devices()],
+        "versions": versions(),
+        "epochs_completed": len(history),
+        "history": history,
+        "metrics": {"trained": trained, "random_init": random_init},
+        "timing": {
+            "train_seconds": train_seconds,
+            "eval_seconds": eval_seconds,
+            "total_seconds": time.perf_counter() - t_start,
+            "epochs_this_session": len(epochs_run),
+            # Source images per second (each is augmented twice), first epoch (compilation)
+            # excluded when there is more than one.
+            "train_images_per_second": steps * len(steady) / steady_s if steady_s else math.nan,
+            "threads": os.cpu_count(),
+        },
+    }
+    write_json(out / "results.json", results)
+    if verbose:
+        print(summary(results), file=sys.stdout, flush=True)
+    return results
+
+
+def accuracies(results: dict) -> dict[str, float]:
+    """The four accuracies of a run (trained network)."""
+    return {k: results["metrics"]["trained"][k] for k in _ACC}
