@@ -1,4 +1,4 @@
-"""Fetch a dataset archive, verify its checksum, and extract it safely.
+"""Fetch a dataset archive (``.tar.gz`` or ``.zip``), verify its checksum, extract it safely.
 
 ``fetch_and_extract`` streams the archive to a temporary file beside its destination while
 hashing it, checks the MD5 / SHA-256, moves it into place with ``os.replace`` (atomic), and
@@ -15,6 +15,7 @@ import sys
 import tarfile
 import tempfile
 import urllib.request
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -25,7 +26,7 @@ class ChecksumError(ValueError):
 
 @dataclass(frozen=True)
 class Archive:
-    """A downloadable ``.tar.gz`` archive: where it lives and what it must hash to.
+    """A downloadable ``.tar.gz`` / ``.zip`` archive: where it lives and what it must hash to.
 
     ``folder`` is the top-level folder the archive extracts to (e.g. ``cifar-10-batches-py``).
     At least one of ``md5`` / ``sha256`` must be set; every one that is set is checked.
@@ -116,9 +117,7 @@ def verify(path: str | os.PathLike, archive: Archive) -> None:
 
 
 def _check_member(member: tarfile.TarInfo, tarball: Path) -> None:
-    name = PurePosixPath(member.name)
-    if name.is_absolute() or ".." in name.parts or member.name.startswith(("/", "\\")):
-        raise ValueError(f"{tarball}: refusing member {member.name!r} (path leaves the folder)")
+    _check_name(member.name, tarball)
     if not (member.isfile() or member.isdir()):
         raise ValueError(f"{tarball}: refusing member {member.name!r} (links and devices)")
 
@@ -138,6 +137,25 @@ def safe_extract(tarball: str | os.PathLike, dest_dir: str | os.PathLike) -> Non
         tar.extractall(dest_dir, members=members, **kwargs)
 
 
+def _check_name(name: str, archive_path: Path) -> None:
+    path = PurePosixPath(name.replace("\\", "/"))
+    if path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0]):
+        raise ValueError(f"{archive_path}: refusing member {name!r} (path leaves the folder)")
+
+
+def safe_extract_zip(zip_path: str | os.PathLike, dest_dir: str | os.PathLike) -> None:
+    """Extract a zip archive into ``dest_dir``: relative paths without ``..`` and no symlinks
+    (Unix mode bits in ``external_attr``), checked for every member before anything is written."""
+    zip_path, dest_dir = Path(zip_path), Path(dest_dir)
+    with zipfile.ZipFile(zip_path) as zf:
+        infos = zf.infolist()
+        for info in infos:
+            _check_name(info.filename, zip_path)
+            if (info.external_attr >> 16) & 0o170000 == 0o120000:
+                raise ValueError(f"{zip_path}: refusing member {info.filename!r} (a symlink)")
+        zf.extractall(dest_dir, members=infos)
+
+
 def fetch_and_extract(
     archive: Archive, root: str | os.PathLike, *, timeout: float = 60.0, quiet: bool = False
 ) -> Path:
@@ -149,7 +167,10 @@ def fetch_and_extract(
     tarball = download(archive, root, timeout=timeout, quiet=quiet)
     staging = Path(tempfile.mkdtemp(prefix=f".{archive.folder}.", dir=root))
     try:
-        safe_extract(tarball, staging)
+        if archive.filename.endswith(".zip"):
+            safe_extract_zip(tarball, staging)
+        else:
+            safe_extract(tarball, staging)
         extracted = staging / archive.folder
         if not extracted.is_dir():
             raise ValueError(f"{tarball} does not contain the folder {archive.folder!r}")

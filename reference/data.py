@@ -21,8 +21,8 @@ Where each dataset is looked for (``data_dir`` given: only there; else the defau
 ``digits``              scikit-learn's bundled 8x8 digits (no file needed).
 ======================  ===================================================================
 
-``download=True`` fetches CIFAR-10/100 and STL-10 from their official URLs into ``data_dir``
-(or ``default_data_dir()``), checks the official MD5, and extracts safely.
+``download=True`` fetches CIFAR-10/100, STL-10 and Tiny ImageNet from their official URLs into
+``data_dir`` (or ``default_data_dir()``), checks the published MD5, and extracts safely.
 """
 
 from __future__ import annotations
@@ -143,6 +143,12 @@ ARCHIVES: dict[str, Archive] = {
         folder="stl10_binary",
         md5="91f7769df0f17e558f3565bffb0c7dfb",
     ),
+    "tiny-imagenet": Archive(
+        url="http://cs231n.stanford.edu/tiny-imagenet-200.zip",
+        filename="tiny-imagenet-200.zip",
+        folder="tiny-imagenet-200",
+        md5="90528d7ca1a48142e341f4ef8d21d0de",
+    ),
 }
 
 _ALIASES = {"fashion_mnist": "fashion-mnist", "fmnist": "fashion-mnist", "cifar-10": "cifar10",
@@ -204,8 +210,9 @@ def load_dataset(
         name: one of ``list_datasets()``.
         data_dir: where the files are (see the module docstring); ``None``: the default places.
         split: one of ``get_spec(name).splits`` (``"test"`` means ``"val"`` for Tiny ImageNet).
-        download: fetch a missing CIFAR-10/100 or STL-10 archive from its official URL (MD5
-            checked); Fashion-MNIST falls back to Keras' download whether or not it is set.
+        download: fetch a missing CIFAR-10/100, STL-10 or Tiny ImageNet archive from its
+            official URL (MD5 checked). Fashion-MNIST falls back to Keras' download whether
+            or not it is set.
         image_size: ``(H, W)`` to resize image-folder images to (image folders only).
 
     Returns:
@@ -317,9 +324,7 @@ def _load_stl10(spec, data_dir, split, download, image_size) -> Arrays:
 
 
 def _load_tiny_imagenet(spec, data_dir, split, download, image_size) -> Arrays:
-    if download:
-        raise ValueError("tiny-imagenet has no download here; fetch tiny-imagenet-200.zip")
-    root = _locate(spec, data_dir, "train", download=False)
+    root = _locate(spec, data_dir, "train", download)
     return _formats.read_image_folder(root, split, channels=3, image_size=image_size)
 
 

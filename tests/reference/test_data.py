@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tarfile
 import threading
+import zipfile
 from functools import partial
 from pathlib import Path
 from typing import ClassVar
@@ -561,12 +562,13 @@ def test_image_folder_sizes_and_channels(tmp_path):
         data.load_dataset("image-folder", data_dir=tmp_path, image_size=(8, 8))
 
 
-def test_tiny_imagenet_layout(tmp_path):
+def write_tiny_imagenet(root: Path):
+    """Tiny ImageNet's layout: wnids.txt, train/<wnid>/images/*.JPEG (+ boxes), val/images
+    labelled by val/val_annotations.txt (file, wnid, box)."""
     from PIL import Image
 
-    root = tmp_path / "tiny-imagenet-200"
     wnids = ["n02", "n01"]
-    (root).mkdir()
+    root.mkdir(parents=True)
     (root / "wnids.txt").write_text("\n".join(wnids) + "\n")
     truth = {}
     for w in wnids:
@@ -583,7 +585,11 @@ def test_tiny_imagenet_layout(tmp_path):
         Image.fromarray(np.full((64, 64, 3), 9, np.uint8)).save(root / "val/images" / f"v{k}.JPEG")
         lines.append(f"v{k}.JPEG\t{w}\t0\t0\t63\t63")
     (root / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
+    return truth
 
+
+def test_tiny_imagenet_layout(tmp_path):
+    truth = write_tiny_imagenet(tmp_path / "tiny-imagenet-200")
     x, y = data.load_dataset("tiny-imagenet", data_dir=tmp_path, split="train")
     assert x.shape == (4, 64, 64, 3) and list(y) == [0, 0, 1, 1]  # n01 -> 0, n02 -> 1
     ref = np.stack([truth[("n01", 0)], truth[("n01", 1)], truth[("n02", 0)], truth[("n02", 1)]])
@@ -679,6 +685,39 @@ def test_wrong_checksum_is_rejected(tmp_path, http_root, which):
         _download.fetch_and_extract(archive, dest, quiet=True)
     assert list(dest.iterdir()) == []  # no archive, no partial file, no folder
     assert issubclass(ChecksumError, ValueError)
+
+
+def test_download_tiny_imagenet_zip_from_local_server(tmp_path, http_root, monkeypatch):
+    www, base = http_root
+    write_tiny_imagenet(tmp_path / "src" / "tiny-imagenet-200")
+    with zipfile.ZipFile(www / "t.zip", "w") as zf:
+        for p in sorted((tmp_path / "src").rglob("*")):
+            zf.write(p, p.relative_to(tmp_path / "src").as_posix())
+    blob = (www / "t.zip").read_bytes()
+    archive = Archive(url=f"{base}/t.zip", filename="tiny-imagenet-200.zip",
+                      folder="tiny-imagenet-200", md5=hashlib.md5(blob).hexdigest())  # fmt: skip
+    monkeypatch.setitem(data.ARCHIVES, "tiny-imagenet", archive)
+    with pytest.raises(FileNotFoundError, match="download=True"):
+        data.load_dataset("tiny-imagenet", data_dir=tmp_path / "dest")
+    x, y = data.load_dataset("tiny-imagenet", data_dir=tmp_path / "dest", download=True)
+    assert x.shape == (4, 64, 64, 3) and list(y) == [0, 0, 1, 1]
+
+
+@pytest.mark.parametrize("name", ["../escaped.txt", "/abs.txt", "a/../../escaped.txt",
+                                  "C:/x.txt", "link"])  # fmt: skip
+def test_safe_extract_zip_refuses_escapes(tmp_path, name):
+    path = tmp_path / "evil.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("pkg/ok.txt", "ok")
+        info = zipfile.ZipInfo(name)
+        if name == "link":
+            info.external_attr = 0o120777 << 16  # a symlink to ../escaped.txt
+        zf.writestr(info, "../escaped.txt")
+    dest = tmp_path / "a" / "b"
+    dest.mkdir(parents=True)
+    with pytest.raises(ValueError, match="refusing member"):
+        _download.safe_extract_zip(path, dest)
+    assert list(dest.iterdir()) == [] and not (tmp_path / "a" / "escaped.txt").exists()
 
 
 def test_download_needs_a_checksum():
