@@ -14,6 +14,7 @@ import shutil
 import sys
 import tarfile
 import tempfile
+import urllib.error
 import urllib.request
 import zipfile
 from dataclasses import dataclass
@@ -58,7 +59,8 @@ def download(
     """Download ``archive.url`` to ``dest_dir/archive.filename``, verified; return the path.
 
     An existing file with the right checksum is reused. A wrong checksum raises
-    ``ChecksumError`` and leaves nothing behind (the temporary file is removed).
+    ``ChecksumError``, a failed request ``ConnectionError``; both leave nothing behind (the
+    temporary file is removed).
     """
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
@@ -73,7 +75,7 @@ def download(
     fd, tmp_name = tempfile.mkstemp(prefix=f".{archive.filename}.", suffix=".part", dir=dest_dir)
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(archive.url, timeout=timeout) as r:
+        with os.fdopen(fd, "wb") as out, _open_url(archive.url, timeout) as r:
             total = int(r.headers.get("Content-Length") or 0)
             done = 0
             while chunk := r.read(1 << 20):
@@ -94,6 +96,14 @@ def download(
     finally:
         tmp.unlink(missing_ok=True)
     return target
+
+
+def _open_url(url: str, timeout: float):
+    try:
+        return urllib.request.urlopen(url, timeout=timeout)
+    except (urllib.error.URLError, TimeoutError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ConnectionError(f"could not download {url}: {reason}") from exc
 
 
 def _check(hashers: dict[str, hashlib._Hash], archive: Archive, source: object) -> None:

@@ -209,7 +209,8 @@ def load_dataset(
     Args:
         name: one of ``list_datasets()``.
         data_dir: where the files are (see the module docstring); ``None``: the default places.
-        split: one of ``get_spec(name).splits`` (``"test"`` means ``"val"`` for Tiny ImageNet).
+        split: one of ``get_spec(name).splits``. ``"test"`` means ``"val"`` for Tiny ImageNet,
+            and for an image folder that has ``val/`` but no ``test/``.
         download: fetch a missing CIFAR-10/100, STL-10 or Tiny ImageNet archive from its
             official URL (MD5 checked). Fashion-MNIST falls back to Keras' download whether
             or not it is set.
@@ -331,6 +332,8 @@ def _load_tiny_imagenet(spec, data_dir, split, download, image_size) -> Arrays:
 def _load_image_folder(spec, data_dir, split, download, image_size) -> Arrays:
     if data_dir is None:
         raise ValueError("image-folder needs data_dir (--data-dir): root/<split>/<class>/*.png")
+    if split == "test" and not (data_dir / "test").is_dir() and (data_dir / "val").is_dir():
+        split = "val"  # ImageNet-style folders have train/ and val/ only
     return _formats.read_image_folder(data_dir, split, channels=3, image_size=image_size)
 
 

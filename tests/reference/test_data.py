@@ -544,6 +544,8 @@ def test_image_folder_png_roundtrip(tmp_path):
     np.testing.assert_array_equal(y, [sorted(classes).index(n) for n, _ in order])
     x, y = data.load_dataset("image-folder", data_dir=tmp_path, split="val")
     assert list(y) == [0, 1, 2] and x.shape == (3, 5, 7, 3)
+    x2, _ = data.load_dataset("image-folder", data_dir=tmp_path, split="test")  # no test/: val
+    np.testing.assert_array_equal(x2, x)
 
 
 def test_image_folder_sizes_and_channels(tmp_path):
@@ -718,6 +720,14 @@ def test_safe_extract_zip_refuses_escapes(tmp_path, name):
     with pytest.raises(ValueError, match="refusing member"):
         _download.safe_extract_zip(path, dest)
     assert list(dest.iterdir()) == [] and not (tmp_path / "a" / "escaped.txt").exists()
+
+
+def test_failed_request_leaves_nothing(tmp_path, http_root):
+    _, base = http_root
+    archive = Archive(url=f"{base}/missing.tar.gz", filename="m.tar.gz", folder="m", md5="0" * 32)
+    with pytest.raises(ConnectionError, match=r"could not download .*missing\.tar\.gz"):
+        _download.fetch_and_extract(archive, tmp_path / "dest", quiet=True)
+    assert list((tmp_path / "dest").iterdir()) == []
 
 
 def test_download_needs_a_checksum():
