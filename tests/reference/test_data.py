@@ -22,7 +22,7 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from reference import _download, _formats, data
@@ -815,7 +815,6 @@ def test_subset_bad_arguments():
         data.subset(np.zeros((4, 2, 2, 1)), labels, 2)
 
 
-@settings(max_examples=60, deadline=None)
 @given(
     counts=st.lists(st.integers(0, 12), min_size=1, max_size=6),
     frac=st.floats(0, 1),
