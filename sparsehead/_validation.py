@@ -50,7 +50,9 @@ def check_group_axis(group_axis, ndim: int) -> int:
     if isinstance(group_axis, bool) or not isinstance(group_axis, numbers.Integral):
         raise TypeError(f"group_axis must be an int; got {type(group_axis).__name__}")
     if not -ndim <= group_axis < ndim:
-        raise ValueError(f"group_axis={group_axis} is out of range for an array of {ndim} dimensions")
+        raise ValueError(
+            f"group_axis={group_axis} is out of range for an array of {ndim} dimensions"
+        )
     return int(group_axis) % ndim
 
 

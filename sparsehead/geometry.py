@@ -36,15 +36,20 @@ def min_max_distance_ratio(z) -> np.ndarray:
     if z.ndim != 2 or z.shape[0] < 2 or z.shape[1] == 0:
         raise ValueError(f"z must be 2-D with at least 2 rows and 1 column; got shape {z.shape}")
     check_finite(z, "z")
-    # Centre and scale in float64: the ratio does not change, and the GEMM stays well-conditioned.
-    x64 = z.astype(np.float64)
-    x64 -= x64.mean(axis=0)
-    peak = np.abs(x64).max()
+    # Exact distances are taken on z scaled by a power of two (exact, no overflow); the GEMM
+    # runs on a centred copy scaled to [-1, 1] (same ratio, well-conditioned).
+    z64 = z.astype(np.float64)
+    peak = np.abs(z64).max()
     if peak > 0:
-        x64 /= peak
+        z64 = np.ldexp(z64, -np.frexp(peak)[1])
+    x64 = z64 - z64.mean(axis=0)
+    spread = np.abs(x64).max()
+    if spread > 0:
+        x64 /= spread
     x = x64.astype(compute_dtype(z.dtype))
     n, m = x.shape
     sq = np.einsum("ij,ij->i", x64, x64)
+    del x64
     # |fl(sq_j - 2 <x_i, x_j>) - (sq_j - 2 <x_i, x_j>)| <= err_i for every j (dot products of
     # length m in precision eps, then two additions); candidates lie within 2 * err_i.
     eps = np.finfo(x.dtype).eps
@@ -60,11 +65,11 @@ def min_max_distance_ratio(z) -> np.ndarray:
         local = np.arange(stop - start)
         block[local, start + local] = np.inf
         low = block.min(axis=1).astype(np.float64) + 2 * err[start:stop]
-        d_min[start:stop] = _exact(x64, start, block <= low[:, None].astype(x.dtype), np.minimum)
+        d_min[start:stop] = _exact(z64, start, block <= low[:, None].astype(x.dtype), np.minimum)
         block[local, start + local] = -np.inf
         high = block.max(axis=1).astype(np.float64) - 2 * err[start:stop]
-        d_max[start:stop] = _exact(x64, start, block >= high[:, None].astype(x.dtype), np.maximum)
-    with np.errstate(divide="ignore", invalid="ignore"):
+        d_max[start:stop] = _exact(z64, start, block >= high[:, None].astype(x.dtype), np.maximum)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         ratio = (d_max - d_min) / d_min
     ratio[d_min == 0] = np.inf
     return ratio
@@ -76,5 +81,7 @@ def _exact(x64: np.ndarray, start: int, candidates: np.ndarray, reduce: np.ufunc
     dist = np.empty(r.size)
     for i in range(0, r.size, _PAIRS_PER_BATCH):
         diff = x64[start + r[i : i + _PAIRS_PER_BATCH]] - x64[c[i : i + _PAIRS_PER_BATCH]]
-        dist[i : i + _PAIRS_PER_BATCH] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+        peak = np.abs(diff).max(axis=1)  # scaled like hypot: tiny distances do not underflow
+        diff /= np.where(peak > 0, peak, 1.0)[:, None]
+        dist[i : i + _PAIRS_PER_BATCH] = peak * np.sqrt(np.einsum("ij,ij->i", diff, diff))
     return reduce.reduceat(dist, np.searchsorted(r, np.arange(candidates.shape[0])))

@@ -70,7 +70,8 @@ def _sum_of_squares(x3: np.ndarray) -> np.ndarray:
 
 def _norms64(x3: np.ndarray, name: str = "w") -> np.ndarray:
     """Group norms in float64, exact up to rounding for any finite input; rejects NaN and inf."""
-    ss = _sum_of_squares(x3)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        ss = _sum_of_squares(x3)
     # Sums that overflowed, came out NaN, or may have lost terms to underflow (zero groups
     # included) are redone, for those groups only, in float64 scaled by the group's max.
     tiny = np.finfo(x3.dtype).tiny / np.finfo(x3.dtype).eps

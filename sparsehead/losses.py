@@ -28,7 +28,9 @@ def _pair(z1, z2, names=("z1", "z2"), min_rows: int = 1):
         if arr.ndim != 2:
             raise ValueError(f"{name} must be 2-D (batch, features); got shape {arr.shape}")
     if a.shape != b.shape:
-        raise ValueError(f"{names[0]} and {names[1]} must have the same shape; got {a.shape} and {b.shape}")
+        raise ValueError(
+            f"{names[0]} and {names[1]} must have the same shape; got {a.shape} and {b.shape}"
+        )
     if a.shape[0] < min_rows or a.shape[1] == 0:
         raise ValueError(
             f"{names[0]} must hold at least {min_rows} rows and 1 feature (an empty batch has no "
