@@ -1,0 +1,1 @@
+"""Ratio benchmarks for sparsehead: `python -m benchmarks --help`."""
