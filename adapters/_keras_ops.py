@@ -1,0 +1,81 @@
+"""Backend-free `keras.ops` building blocks: safe group norms and safe row normalisation.
+
+Everything here is traceable under jit on the jax, torch and tensorflow backends and has a
+finite gradient everywhere, including at exactly-zero groups and rows.
+
+Numerics: float16 and bfloat16 inputs are computed in float32, float32 in float32, float64 in
+float64. Each group (row) is first divided by its largest absolute entry, so the sum of
+squares lies in `[1, n]` for a non-zero group: it can neither overflow (weights above 256 in
+float16 square to infinity) nor underflow. The scale is held constant under differentiation;
+the norm's partial derivative with respect to it is exactly zero, so the gradient is unchanged.
+"""
+
+from __future__ import annotations
+
+from keras import backend, ops
+
+__all__ = ["compute_dtype", "group_norms", "l2_normalize", "normalize_axis", "safe_norm"]
+
+
+def compute_dtype(dtype) -> str:
+    """The accumulation dtype: float64 stays float64, everything else is computed in float32."""
+    return "float64" if backend.standardize_dtype(dtype) == "float64" else "float32"
+
+
+def normalize_axis(group_axis: int, ndim: int) -> int:
+    """`group_axis` as a non-negative index into `ndim` axes; ValueError when out of range."""
+    if not -ndim <= group_axis < ndim:
+        raise ValueError(
+            f"group_axis={group_axis} is out of range for a weight of {ndim} dimensions"
+        )
+    return group_axis % ndim
+
+
+def safe_norm(x, axis, keepdims: bool = False):
+    """L2 norm of `x` over `axis` with a finite gradient at 0 (the minimum-norm subgradient 0).
+
+    `||x|| = s * sqrt(sum((x / s)^2))` with `s = max|x|` (held constant, 1 where `x = 0`), and
+    `sqrt(where(ss > 0, ss, 1)) * (ss > 0)` so that a zero sum never reaches `sqrt`'s pole.
+    `x` must already be in its compute dtype.
+    """
+    peak = ops.stop_gradient(ops.amax(ops.abs(x), axis=axis, keepdims=True))
+    scale = ops.where(peak > 0, peak, ops.ones_like(peak))
+    u = x / scale
+    ss = ops.sum(u * u, axis=axis, keepdims=True)
+    positive = ss > 0
+    norm = scale * ops.sqrt(ops.where(positive, ss, ops.ones_like(ss)))
+    norm = norm * ops.cast(positive, norm.dtype)
+    return norm if keepdims else ops.squeeze(norm, axis=axis)
+
+
+def group_norms(w, group_axis: int = -2, keepdims: bool = False):
+    """`g_j = ||W_j||_2`, the L2 norm of each group (the weights that read input feature `j`).
+
+    Args:
+        w: weight of at least 2 dimensions, e.g. a Dense kernel `(in, out)` or a Conv2D kernel
+            `(kh, kw, in, out)`.
+        group_axis: the axis whose index names a group (-2: the kernel's input features); the
+            norm runs over all other axes.
+        keepdims: keep the reduced axes (shape broadcastable against `w`).
+
+    Returns:
+        Shape `(w.shape[group_axis],)` (or broadcastable with `keepdims`), float32 for half or
+        float32 input, float64 for float64 input.
+    """
+    ndim = len(w.shape)
+    if ndim < 2:
+        raise ValueError(f"w must have at least 2 dimensions; got shape {tuple(w.shape)}")
+    ax = normalize_axis(group_axis, ndim)
+    x = ops.cast(w, compute_dtype(w.dtype))
+    axes = tuple(i for i in range(ndim) if i != ax)
+    return safe_norm(x, axes, keepdims=keepdims)
+
+
+def l2_normalize(z):
+    """Rows of `z` (shape `(N, m)`) scaled to unit L2 norm; a zero row stays zero.
+
+    `z` must already be in its compute dtype. The gradient is finite everywhere: a zero row
+    is divided by 1 instead of by its zero norm.
+    """
+    n = safe_norm(z, axis=-1, keepdims=True)
+    return z / ops.where(n > 0, n, ops.ones_like(n))
