@@ -1,0 +1,186 @@
+"""SparseHead for JAX and optax: the L2,1 penalty (Eq. 13) and its proximal step.
+
+Two ways to regularize the last kernel of a projection head, a Flax/Keras-style `(in, out)`
+kernel whose groups are its rows (`group_axis=-2`, the default here):
+
+- a penalty in the loss, `loss + lam * l21_penalty(params["head"]["kernel"])`, whose
+  gradient is the minimum-norm subgradient (0 on zero groups, never NaN);
+- `proximal_l21(learning_rate, lam, mask=...)` as the last link of an `optax.chain`: group
+  soft-thresholding of the chosen leaves after the update, which sets weak groups to exactly 0.
+
+Numerics: float16/bfloat16 leaves are accumulated in float32 (float64 stays float64); each
+group is divided by its largest magnitude before squaring, so no finite weight overflows or
+underflows. Everything is `jax.numpy`: it works under `jax.jit`, `jax.grad` and with sharded
+arrays (XLA adds the cross-device sums).
+
+This module imports jax and optax only.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+__all__ = [
+    "ProximalL21State",
+    "group_norms",
+    "l21_penalty",
+    "l21_prox",
+    "proximal_l21",
+]
+
+
+def _check_leaf(x: Any, group_axis: int, name: str = "params_leaf") -> jax.Array:
+    """`x` as a floating jax array of at least 2 dimensions; `group_axis` validated."""
+    if not hasattr(x, "dtype") or not hasattr(x, "shape"):
+        raise TypeError(f"{name} must be an array; got {type(x).__name__}")
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(f"{name} must have a floating dtype; got {x.dtype}")
+    if x.ndim < 2:
+        raise ValueError(
+            f"{name} must have at least 2 dimensions; got shape {tuple(x.shape)} "
+            "(use `mask` to leave biases and scales out)"
+        )
+    if x.size == 0:
+        raise ValueError(f"{name} must not be empty; got shape {tuple(x.shape)}")
+    if isinstance(group_axis, bool) or not isinstance(group_axis, numbers.Integral):
+        raise TypeError(f"group_axis must be an int; got {type(group_axis).__name__}")
+    if not -x.ndim <= group_axis < x.ndim:
+        raise ValueError(
+            f"group_axis={group_axis} is out of range for an array of {x.ndim} dimensions"
+        )
+    return jnp.asarray(x)
+
+
+def _norms_keepdim(x: jax.Array, group_axis: int) -> jax.Array:
+    """Group norms in the accumulation dtype, shaped to broadcast against `x`."""
+    acc = jnp.float64 if x.dtype == jnp.float64 else jnp.float32
+    x = x.astype(acc)
+    ax = group_axis % x.ndim
+    dims = tuple(d for d in range(x.ndim) if d != ax)
+    # ||x|| = s * ||x / s|| for any s > 0: the scale is a constant for autodiff.
+    peak = jax.lax.stop_gradient(jnp.max(jnp.abs(x), axis=dims, keepdims=True))
+    scale = jnp.where(peak > 0, peak, 1)
+    ss = jnp.sum(jnp.square(x / scale), axis=dims, keepdims=True)
+    nonzero = ss > 0
+    # double `where`: sqrt never sees 0, so the gradient on a zero group is 0, not NaN
+    return jnp.where(nonzero, scale * jnp.sqrt(jnp.where(nonzero, ss, 1)), 0)
+
+
+def group_norms(params_leaf: jax.Array, group_axis: int = -2) -> jax.Array:
+    """L2 norm of each group, `g_j = ||W_j||_2`, differentiable.
+
+    Returns shape `(params_leaf.shape[group_axis],)`, float32 for float16/bfloat16/float32
+    leaves, float64 for float64.
+    """
+    x = _check_leaf(params_leaf, group_axis)
+    return _norms_keepdim(x, group_axis).reshape(x.shape[group_axis])
+
+
+def l21_penalty(params_leaf: jax.Array, group_axis: int = -2) -> jax.Array:
+    """The L2,1 norm (Eq. 13), `||W||_{2,1} = sum_j ||W_j||_2`, as a 0-d array.
+
+    Its gradient is the minimum-norm subgradient `W_j / ||W_j||_2`, and 0 on zero groups.
+    float32 for float16/bfloat16/float32 leaves (float64 for float64).
+    """
+    x = _check_leaf(params_leaf, group_axis)
+    return jnp.sum(_norms_keepdim(x, group_axis))
+
+
+def l21_prox(params_leaf: jax.Array, threshold: Any, group_axis: int = -2) -> jax.Array:
+    """Proximal operator of `t * ||.||_{2,1}`: `prox(W)_j = max(0, 1 - t / ||W_j||_2) * W_j`.
+
+    A group whose norm is at most `t` becomes exactly 0; `t = 0` is the identity.
+
+    Args:
+        params_leaf: array of at least 2 dimensions.
+        threshold: `t >= 0`, a number or a 0-d array (a traced value under `jit` is not
+            checked).
+        group_axis: the axis whose index names a group.
+
+    Returns:
+        An array of `params_leaf`'s shape and dtype.
+    """
+    x = _check_leaf(params_leaf, group_axis)
+    if isinstance(threshold, numbers.Real) and not (0 <= float(threshold) < float("inf")):
+        raise ValueError(f"threshold must be finite and >= 0; got {threshold}")
+    g = _norms_keepdim(x, group_axis)
+    t = jnp.asarray(threshold, g.dtype)
+    keep = g > t
+    factor = jnp.where(keep, 1 - t / jnp.where(keep, g, 1), 0)
+    return (x.astype(g.dtype) * factor).astype(x.dtype)
+
+
+class ProximalL21State(NamedTuple):
+    """The step count, to read a learning-rate schedule at the right step."""
+
+    count: jax.Array
+
+
+ScalarOrSchedule = float | jax.Array | Callable[[jax.Array], jax.Array]
+
+
+def proximal_l21(
+    learning_rate: ScalarOrSchedule,
+    lam: float,
+    *,
+    mask: Any | Callable[[Any], Any] | None = None,
+    group_axis: int = -2,
+) -> optax.GradientTransformation:
+    """Group soft-thresholding of the chosen leaves after the update: a proximal gradient step.
+
+    For a leaf `p` and the incoming (final) update `u`, the new update is
+    `prox_{t ||.||_{2,1}}(p + u) - p` with `t = learning_rate * lam`, so that
+    `optax.apply_updates` lands on the prox of the plain step, `p + u`. Put it LAST in
+    `optax.chain`, after the learning-rate scaling, e.g.
+    `optax.chain(optax.adam(lr), proximal_l21(lr, 1e-4, mask=head_kernel_mask))`.
+
+    Args:
+        learning_rate: the optimizer's learning rate, a float or an optax schedule (read at
+            the same step count as the optimizer's own schedule).
+        lam: `lambda >= 0`, the strength of `lambda * ||W||_{2,1}` (paper: 1e-4).
+        mask: a pytree of bools like the params (or a function of the params returning one)
+            choosing the leaves to threshold, as in `optax.add_decayed_weights`; `None`
+            thresholds every leaf, which must then all be at least 2-dimensional.
+        group_axis: the axis that names a group in every chosen leaf (`-2` for `(in, out)`
+            kernels).
+
+    Under Adam, `learning_rate * lam` is a weak threshold (Adam's step per unit gradient is
+    `lr / sqrt(v)`, much larger than `lr`): see the optax page of the documentation.
+    """
+    if isinstance(lam, bool) or not isinstance(lam, numbers.Real):
+        raise TypeError(f"lam must be a real number; got {type(lam).__name__}")
+    if not 0 <= float(lam) < float("inf"):
+        raise ValueError(f"lam must be finite and >= 0; got {lam}")
+    if isinstance(learning_rate, numbers.Real) and not (0 <= float(learning_rate) < float("inf")):
+        raise ValueError(f"learning_rate must be finite and >= 0; got {learning_rate}")
+    if isinstance(group_axis, bool) or not isinstance(group_axis, numbers.Integral):
+        raise TypeError(f"group_axis must be an int; got {type(group_axis).__name__}")
+    lam = float(lam)
+
+    def init_fn(params):
+        del params
+        return ProximalL21State(count=jnp.zeros([], jnp.int32))
+
+    def update_fn(updates, state, params=None):
+        if params is None:
+            raise ValueError("proximal_l21 needs the params: call update(updates, state, params)")
+        lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
+        t = lr * lam  # a Python float stays exact; l21_prox casts it to the leaf's precision
+
+        def one(u, p):
+            _check_leaf(p, group_axis, "a chosen params leaf")
+            step = jnp.asarray(p + u).astype(p.dtype)  # what optax.apply_updates would give
+            dtype = jnp.result_type(p, u)
+            return l21_prox(step, t, group_axis).astype(dtype) - p.astype(dtype)
+
+        new = jax.tree.map(one, updates, params)
+        return new, ProximalL21State(count=optax.safe_increment(state.count))
+
+    tx = optax.GradientTransformation(init_fn, update_fn)
+    return tx if mask is None else optax.masked(tx, mask)

@@ -1,0 +1,78 @@
+"""The optax adapter against the NumPy core: value, gradient and prox, under `jax.jit`.
+
+Shapes, group axes, scales over many decades and exactly-zero groups come from Hypothesis;
+tolerances from `tests.tolerances` (the table every adapter suite uses). float64 cases run
+with `jax.enable_x64` switched on for that example only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sparsehead.adapters.optax import group_norms, l21_penalty, l21_prox
+
+import sparsehead as sh
+from tests.tolerances import assert_close
+
+from .strategies import grouped_weights
+
+
+def precision(dtype: str):
+    return jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
+
+
+def result_dtype(dtype: str) -> str:
+    return "float64" if dtype == "float64" else "float32"
+
+
+def numpy(x) -> np.ndarray:
+    return np.asarray(jnp.asarray(x, jnp.float32 if x.dtype != jnp.float64 else x.dtype))
+
+
+@partial(jax.jit, static_argnames=("group_axis", "lam"))
+def everything(x, t, group_axis, lam):
+    """Penalty, group norms, gradient and prox in one jitted call: one compilation per shape
+    (compiling is what costs time here, so each example compiles once)."""
+    value, grad = jax.value_and_grad(lambda w: lam * l21_penalty(w, group_axis))(x)
+    return value, group_norms(x, group_axis), grad, l21_prox(x, t, group_axis)
+
+
+# Each example compiles once (about 0.2 s on one core): 40 examples keep this under ~15 s.
+@settings(max_examples=40)
+@given(grouped_weights(), st.sampled_from([1e-4, 1.0, 3.0]), st.floats(0.0, 1.5))
+def test_value_gradient_and_prox_equal_core_under_jit(case, lam, frac):
+    w, group_axis, dtype = case
+    norms = sh.group_norms(w, group_axis)
+    t = float(frac * norms.max())  # thresholds across the range of group norms, 0 included
+    with precision(dtype):
+        x = jnp.asarray(w)
+        assert x.dtype == w.dtype
+        value, got_norms, grad, prox = everything(x, t, group_axis=group_axis, lam=lam)
+        assert value.dtype == result_dtype(dtype) and value.shape == ()
+        assert grad.dtype == prox.dtype == w.dtype and prox.shape == w.shape
+        value, got_norms, grad, prox = (numpy(a) for a in (value, got_norms, grad, prox))
+
+    # value and group norms: float32 (float64) results, accumulated from the same numbers
+    assert_close(value, lam * sh.l21_norm(w, group_axis), result_dtype(dtype))
+    assert_close(got_norms, norms, result_dtype(dtype))
+
+    # gradient: the minimum-norm subgradient, |entries| <= lam, stored in the leaf's dtype
+    assert np.isfinite(grad).all()
+    expected = lam * sh.l21_subgradient(w, group_axis).astype(np.float64)
+    assert_close(grad, expected, dtype, atol_scale=lam)
+    index = [slice(None)] * w.ndim
+    index[group_axis] = norms == 0
+    assert (grad[tuple(index)] == 0).all()  # exactly 0 on zero groups, not NaN
+
+    # prox: ties between a group norm and t within rounding are covered by rtol * max|w|
+    w64 = np.asarray(w, np.float64)
+    expected = sh.l21_prox(w64, t, group_axis)
+    assert_close(prox, expected, dtype, atol_scale=float(np.abs(w64).max()))
+    index[group_axis] = norms <= t * (1 - 1e-3)
+    assert (prox[tuple(index)] == 0).all()

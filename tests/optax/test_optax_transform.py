@@ -1,0 +1,139 @@
+"""`proximal_l21`: an optax GradientTransformation for the proximal step, in `optax.chain`."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from sparsehead.adapters.optax import l21_penalty, proximal_l21
+
+import sparsehead as sh
+from tests.tolerances import assert_close
+
+
+def params_and_grads():
+    rng = np.random.default_rng(0)
+    params = {
+        "head": {"kernel": rng.normal(size=(6, 3)).astype(np.float32), "bias": np.ones(3, "f")},
+        "proj": {"kernel": rng.normal(size=(4, 6)).astype(np.float32)},
+    }
+    grads = jax.tree.map(lambda p: rng.normal(size=p.shape).astype(np.float32), params)
+    return jax.tree.map(jnp.asarray, params), jax.tree.map(jnp.asarray, grads)
+
+
+def threshold_between_norms(kernel: np.ndarray, k: int) -> float:
+    """A threshold halfway between the k-th and (k+1)-th smallest group norm: no ties."""
+    norms = np.sort(sh.group_norms(kernel, -2))
+    return float(norms[k - 1] + norms[k]) / 2
+
+
+def test_chain_gives_prox_of_the_plain_step_on_masked_leaves_only():
+    params, grads = params_and_grads()
+    lr = 0.1
+    step = np.asarray(params["head"]["kernel"] - lr * grads["head"]["kernel"])
+    lam = threshold_between_norms(step, 3) / lr  # zeroes 3 of the 6 groups
+    mask = {"head": {"kernel": True, "bias": False}, "proj": {"kernel": False}}
+    tx = optax.chain(optax.sgd(lr), proximal_l21(lr, lam, mask=mask))
+    updates, _ = jax.jit(tx.update)(grads, tx.init(params), params)
+    new = optax.apply_updates(params, updates)
+    kernel = np.asarray(new["head"]["kernel"])
+    assert_close(kernel, sh.l21_prox(step, lr * lam, -2), "float32", atol_scale=1)
+    assert (sh.group_norms(kernel, -2) == 0).sum() == 3  # exactly 0 after apply_updates
+    for path in (("head", "bias"), ("proj", "kernel")):  # plain SGD elsewhere
+        got, p, g = (t[path[0]][path[1]] for t in (new, params, grads))
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(p - lr * g))
+
+
+def test_schedule_and_callable_mask_over_several_jitted_steps():
+    params, _ = params_and_grads()
+    schedule = optax.exponential_decay(0.2, transition_steps=1, decay_rate=0.5)
+    lam = 8.0  # thresholds sum to 2.8 over the 3 steps: the weakest groups reach 0
+
+    def kernels_only(tree):
+        return jax.tree.map(lambda x: x.ndim == 2, tree)
+
+    tx = optax.chain(optax.sgd(schedule), proximal_l21(schedule, lam, mask=kernels_only))
+
+    def loss(p):
+        return sum(jnp.sum(jnp.sin(x)) for x in jax.tree.leaves(p))
+
+    @jax.jit
+    def train_step(p, state):
+        updates, state = tx.update(jax.grad(loss)(p), state, p)
+        return optax.apply_updates(p, updates), state
+
+    state = tx.init(params)
+    expected = jax.tree.map(lambda x: np.asarray(x, np.float64), params)
+    for k in range(3):
+        params, state = train_step(params, state)
+        lr = 0.2 * 0.5**k
+        for name in ("head", "proj"):
+            w = expected[name]["kernel"]
+            expected[name]["kernel"] = sh.l21_prox(w - lr * np.cos(w), lr * lam, -2)
+        expected["head"]["bias"] = expected["head"]["bias"] - lr * np.cos(expected["head"]["bias"])
+    for got, want in zip(jax.tree.leaves(params), jax.tree.leaves(expected), strict=True):
+        assert_close(np.asarray(got), want, "float32", atol_scale=1)
+    assert (sh.group_norms(np.asarray(params["proj"]["kernel"]), -2) == 0).any()
+
+
+def test_penalty_gradient_in_a_jitted_adam_step_is_finite_at_zero_groups():
+    params, _ = params_and_grads()
+    params["head"]["kernel"] = params["head"]["kernel"].at[2].set(0)
+    tx = optax.chain(
+        optax.adam(1e-2),
+        proximal_l21(
+            1e-2,
+            1.0,
+            mask=lambda p: {"head": {"kernel": True, "bias": False}, "proj": {"kernel": False}},
+        ),
+    )
+
+    @jax.jit
+    def train_step(p, state):
+        def loss(p):
+            out = jnp.ones((1, 4)) @ p["proj"]["kernel"] @ p["head"]["kernel"] + p["head"]["bias"]
+            return jnp.sum(out**2) + 1e-2 * l21_penalty(p["head"]["kernel"])
+
+        grads = jax.grad(loss)(p)
+        updates, state = tx.update(grads, state, p)
+        return optax.apply_updates(p, updates), state, grads
+
+    _, _, grads = train_step(params, tx.init(params))
+    assert all(bool(jnp.isfinite(g).all()) for g in jax.tree.leaves(grads))
+
+
+def test_bfloat16_leaves_are_thresholded_in_float32_and_zeros_are_exact():
+    w = jnp.asarray([[3.0, 4.0], [0.5, 0.5], [0.0, 0.0]], jnp.bfloat16)
+    tx = proximal_l21(1.0, 1.0)
+    updates, _ = tx.update(jnp.zeros_like(w), tx.init(w), w)
+    new = optax.apply_updates(w, updates)
+    assert new.dtype == jnp.bfloat16
+    expected = sh.l21_prox(np.asarray(w, np.float32), 1.0, -2)  # [[2.4, 3.2], [0, 0], [0, 0]]
+    assert_close(np.asarray(new, np.float32), expected, "bfloat16")
+    assert (np.asarray(new, np.float32)[1:] == 0).all()
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "match"),
+    [
+        (lambda: proximal_l21(0.1, -1.0), ValueError, "lam must be finite"),
+        (lambda: proximal_l21(0.1, "a"), TypeError, "lam must be a real"),
+        (lambda: proximal_l21(-0.1, 1.0), ValueError, "learning_rate must be finite"),
+        (lambda: proximal_l21(0.1, 1.0, group_axis=0.5), TypeError, "group_axis must be an int"),
+    ],
+)
+def test_bad_arguments_raise_clear_errors(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_update_needs_params_and_two_dimensional_leaves():
+    params, grads = params_and_grads()
+    tx = proximal_l21(0.1, 1.0)
+    state = tx.init(params)
+    with pytest.raises(ValueError, match="needs the params"):
+        tx.update(grads, state)
+    with pytest.raises(ValueError, match=r"at least 2 dimensions.*use `mask`"):
+        tx.update(grads, state, params)  # the bias is 1-D and no mask leaves it out
