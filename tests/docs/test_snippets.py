@@ -36,7 +36,8 @@ def _page_state(block: Block, tmp_path_factory) -> dict:
 
 
 def _execute(block: Block, state: dict, monkeypatch) -> None:
-    code = compile(block.code, f"{block.page}:{block.line}", "exec")
+    # compiled as the page itself, at the block's line: tracebacks point into the Markdown file
+    code = compile("\n" * (block.line - 1) + block.code, str(ROOT / block.page), "exec")
     monkeypatch.chdir(state["cwd"])
     try:
         exec(code, state["ns"])  # running the docs is the point of this test
