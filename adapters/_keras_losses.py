@@ -54,9 +54,15 @@ def _pair(a, b, names: tuple[str, str], min_rows: int = 1):
     return ops.cast(a, dtype), ops.cast(b, dtype)
 
 
+def _mean(x, axis=None, keepdims: bool = False):
+    """`sum / count`: Keras' torch `ops.mean` rounds float64 input through float32."""
+    count = ops.size(x) if axis is None else ops.shape(x)[axis]
+    return ops.sum(x, axis=axis, keepdims=keepdims) / ops.cast(count, x.dtype)
+
+
 def _reduce(per_item, reduction: str):
     if reduction == "mean":
-        return ops.mean(per_item)
+        return _mean(per_item)
     if reduction == "sum":
         return ops.sum(per_item)
     return per_item
@@ -90,7 +96,8 @@ def info_nce(z1, z2, temperature: float = 0.5, reduction: str = "mean"):
     a, b = _pair(z1, z2, ("z1", "z2"))
     n = ops.shape(a)[0]
     u = l2_normalize(ops.concatenate([a, b], axis=0))
-    s = ops.matmul(u, ops.transpose(u)) / tau
+    # einsum, not matmul: Keras' torch `ops.matmul` returns float32 for float64 input.
+    s = ops.einsum("ik,jk->ij", u, u) / tau
     positive = ops.sum(u * ops.roll(u, shift=n, axis=0), axis=-1) / tau
     eye = ops.eye(ops.shape(s)[0], dtype="bool")
     s = ops.where(eye, ops.full_like(s, float("-inf")), s)
@@ -129,10 +136,10 @@ def barlow_twins_loss(z1, z2, lambda_offdiag: float = 5e-3, eps: float = 1e-5):
     n = ops.cast(ops.shape(a)[0], a.dtype)
 
     def standardize(z):
-        zc = z - ops.mean(z, axis=0, keepdims=True)
-        return zc / ops.sqrt(ops.mean(zc * zc, axis=0, keepdims=True) + eps)
+        zc = z - _mean(z, axis=0, keepdims=True)
+        return zc / ops.sqrt(_mean(zc * zc, axis=0, keepdims=True) + eps)
 
-    c = ops.matmul(ops.transpose(standardize(a)), standardize(b)) / n
+    c = ops.einsum("ni,nj->ij", standardize(a), standardize(b)) / n
     off_diagonal = 1.0 - ops.eye(ops.shape(c)[0], dtype=c.dtype)
     on = ops.sum(ops.square(1.0 - ops.diagonal(c)))
     return on + lam * ops.sum(c * c * off_diagonal)

@@ -4,9 +4,12 @@
   groups, float32 accumulation for half precision, serializable across backends.
 - `ProjectionHead`: the paper's Linear -> BN -> ReLU -> Linear head with `L21` on the last
   kernel.
+- `ProximalL21`: a callback that group-soft-thresholds kernels after every optimizer step
+  (exact zeros), with a threshold that follows the optimizer's preconditioner (Adam, SGD).
+- `SparsityMonitor`: a callback that logs the L2,1 value and scale-free sparsity per epoch.
 - `info_nce`, `byol_loss`, `barlow_twins_loss`, `cosine_similarity`: the objectives in
   `keras.ops`, matching the NumPy core.
-- `group_norms`, `l2_normalize`: the safe building blocks in `keras.ops`.
+- `group_norms`, `l2_normalize`, `l21_prox`: the building blocks in `keras.ops`.
 
 The NumPy reference for all of it is `sparsehead` itself (`sparsehead.l21_norm`, ...).
 """
@@ -15,16 +18,22 @@ from __future__ import annotations
 
 from ._keras_head import ProjectionHead
 from ._keras_losses import barlow_twins_loss, byol_loss, cosine_similarity, info_nce
+from ._keras_monitor import SparsityMonitor
 from ._keras_ops import group_norms, l2_normalize
+from ._keras_prox import ProximalL21, group_preconditioner, l21_prox
 from ._keras_regularizer import L21
 
 __all__ = [
     "L21",
     "ProjectionHead",
+    "ProximalL21",
+    "SparsityMonitor",
     "barlow_twins_loss",
     "byol_loss",
     "cosine_similarity",
     "group_norms",
+    "group_preconditioner",
     "info_nce",
     "l2_normalize",
+    "l21_prox",
 ]

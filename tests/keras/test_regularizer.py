@@ -15,7 +15,7 @@ from sparsehead.adapters.keras import L21
 import sparsehead as sh
 from tests.tolerances import assert_close
 
-from ._seam import jit, tensor, to_numpy, value_and_grad
+from ._seam import jit, run, tensor, to_numpy, value_and_grad
 from .strategies import backend_settings, grouped_weights
 
 
@@ -28,7 +28,7 @@ def result_dtype(dtype: str) -> str:
 @given(grouped_weights(), st.sampled_from([1e-4, 0.5, 3.0]))
 def test_value_equals_factor_times_core_l21_norm(case, factor):
     w, group_axis, dtype = case
-    value = L21(factor, group_axis)(tensor(w, dtype))
+    value = run(L21(factor, group_axis), tensor(w, dtype))
     assert keras.backend.standardize_dtype(value.dtype) == result_dtype(dtype)
     assert_close(to_numpy(value), factor * sh.l21_norm(w, group_axis), result_dtype(dtype))
 

@@ -1,0 +1,76 @@
+"""`SparsityMonitor`: per-epoch L2,1 value and scale-free sparsity of a head, in the history."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+import sparsehead
+
+from ._keras_regularizer import validate_group_axis
+
+__all__ = ["SparsityMonitor"]
+
+_KEYS = (
+    "l21",
+    "groups_95_energy",
+    "frac_below_1pct",
+    "frac_below_0p1pct",
+    "zero_groups",
+)
+
+
+class SparsityMonitor(keras.callbacks.Callback):
+    """Logs, at the end of every epoch, whether SparseHead *selects* features or only *shrinks*.
+
+    For the watched kernel `W` (groups along `group_axis`, -2 for Keras kernels) it adds to
+    the epoch's logs, and so to `model.fit(...).history`, under `{prefix}{key}`:
+
+    - `l21`: `||W||_{2,1} = sum_j ||W_j||_2` (Eq. 13), the raw value the penalty sees;
+    - `groups_95_energy`: the fewest groups that hold 95 % of `||W||_F^2`;
+    - `frac_below_1pct`, `frac_below_0p1pct`: fraction of groups whose norm is below 1 % and
+      0.1 % of the largest group norm;
+    - `zero_groups`: the number of groups that are exactly 0.
+
+    Everything but `l21` is unchanged when `W` is scaled as a whole, which a BatchNorm after
+    the layer or the cosine inside InfoNCE/BYOL make free for the optimizer: a falling `l21`
+    with flat scale-free measures is shrinkage, not selection. Computed with
+    `sparsehead.sparsity_summary` on the kernel as NumPy (float64 accuracy).
+
+    Args:
+        target: a layer with a `kernel` (Dense, Conv, `ProjectionHead`) or a `keras.Variable`.
+        group_axis: the axis whose index names a group.
+        prefix: key prefix in the logs (default `"head_"`, e.g. `head_zero_groups`).
+    """
+
+    def __init__(self, target, group_axis: int = -2, prefix: str = "head_"):
+        super().__init__()
+        if not isinstance(prefix, str):
+            raise TypeError(f"prefix must be a str; got {type(prefix).__name__}")
+        self.target = target
+        self.group_axis = validate_group_axis(group_axis)
+        self.prefix = prefix
+
+    def _kernel(self):
+        t = self.target
+        v = t if isinstance(t, keras.Variable) else getattr(t, "kernel", None)
+        if not isinstance(v, keras.Variable):
+            raise ValueError(
+                f"SparsityMonitor target must be a keras.Variable or a layer with a built "
+                f"`kernel`; got {t!r}"
+            )
+        return v
+
+    def summary(self) -> dict[str, float]:
+        """The measures for the kernel's current value (keys without the prefix)."""
+        if self._model is not None:
+            _ = self.model  # on JAX this syncs the training state back into the variables
+        w = keras.ops.convert_to_numpy(keras.ops.cast(self._kernel().value, "float32"))
+        stats = sparsehead.sparsity_summary(np.asarray(w), self.group_axis)
+        return {key: stats[key] for key in _KEYS}
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        for key, value in self.summary().items():
+            logs[self.prefix + key] = value

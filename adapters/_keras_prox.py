@@ -1,0 +1,207 @@
+"""Exact group sparsity: a proximal step (group soft-thresholding) after each optimizer step.
+
+A loss penalty `lambda ||W||_{2,1}` pulls groups towards zero but, with a (sub)gradient step,
+never lands on exactly zero. Proximal gradient descent applies the prox of the penalty after
+the optimizer's step instead:
+
+    W_j <- max(0, 1 - t_j / ||W_j||_2) * W_j        (zero where ||W_j||_2 <= t_j)
+
+For plain gradient descent with step size `lr` the matching threshold is `t = lr * lambda`.
+Adaptive optimizers rescale every coordinate of a gradient by a preconditioner: Adam's step is
+`lr * m_hat / (sqrt(v_hat) + eps)`, so the penalty's gradient `lambda * W_j / ||W_j||` would
+move group `j` by about `lr * lambda / d_j` with `d_j` its preconditioner. The textbook
+`lr * lambda` is then orders of magnitude too small (`sqrt(v_hat)` is the gradient's RMS,
+often 1e-3 or less) and nothing ever reaches zero. `ProximalL21` therefore uses, per group,
+
+    t_j = lr_t * lambda / mean_{i in group j}(D_i)
+
+with `D_i` the optimizer's current diagonal preconditioner:
+
+- SGD (any momentum): `D_i = 1`, so `t = lr_t * lambda`;
+- Adam, AdamW, Nadam, Lamb-free Adam variants with `beta_2`: Keras' step is
+  `lr * sqrt(1 - b2^k) / (1 - b1^k) * m / (sqrt(v) + eps)`, i.e.
+  `D_i = (sqrt(v_i) + eps) / sqrt(1 - b2^k)` (k the step number; `v_hat` with AMSGrad);
+- RMSprop: `D_i = sqrt(v_i) + eps`.
+
+This is the proximal step in the optimizer's metric with the metric averaged over each group
+(the exact prox of a group norm under a non-uniform diagonal metric has no closed form). With
+`scaling="lr"` the textbook `lr_t * lambda` is used for any optimizer.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from ._keras_ops import compute_dtype, group_norms
+from ._keras_regularizer import validate_factor, validate_group_axis
+
+__all__ = ["ProximalL21", "group_preconditioner", "l21_prox"]
+
+_SCALINGS = ("auto", "lr")
+
+
+def l21_prox(w, threshold, group_axis: int = -2):
+    """Proximal operator of `threshold * ||.||_{2,1}` (group soft-thresholding), in keras.ops.
+
+    `prox(W)_j = max(0, 1 - t_j / ||W_j||_2) * W_j`: a group whose norm is at most `t_j`
+    becomes exactly 0. Matches `sparsehead.l21_prox`.
+
+    Args:
+        w: weight of at least 2 dimensions.
+        threshold: `t >= 0`: a scalar, one value per group (shape `(G,)`), or a tensor that
+            broadcasts against `group_norms(w, group_axis, keepdims=True)`.
+        group_axis: the axis whose index names a group (-2 for Keras kernels).
+
+    Returns:
+        The thresholded weight, in `w`'s dtype (computed in float32 for half precision).
+    """
+    g = group_norms(w, group_axis, keepdims=True)
+    t = ops.cast(threshold, g.dtype)
+    if len(t.shape) == 1:
+        t = ops.reshape(t, g.shape)
+    keep = g > t
+    factor = ops.where(keep, 1.0 - t / ops.where(keep, g, ops.ones_like(g)), ops.zeros_like(g))
+    return ops.cast(ops.cast(w, g.dtype) * factor, w.dtype)
+
+
+def _unwrap(optimizer):
+    """The optimizer that owns the slots (LossScaleOptimizer wraps one)."""
+    return getattr(optimizer, "inner_optimizer", optimizer)
+
+
+def group_preconditioner(optimizer, variable, group_axis: int = -2):
+    """Per-group mean of the optimizer's diagonal preconditioner `D` for `variable`, or None.
+
+    None means `D = 1` (SGD). Must be called inside the optimizer's step, after the update of
+    the slots and before the step counter is incremented (as Keras applies constraints).
+    """
+    opt = _unwrap(optimizer)
+    if isinstance(opt, keras.optimizers.SGD):
+        return None
+    index = opt._get_variable_index(variable)
+    if hasattr(opt, "beta_2") and hasattr(opt, "_velocities"):
+        if getattr(opt, "amsgrad", False):
+            v = opt._velocity_hats[index]
+        else:
+            v = opt._velocities[index]
+        dtype = compute_dtype(v.dtype)
+        step = ops.cast(opt.iterations + 1, dtype)
+        bias = ops.sqrt(1.0 - ops.power(ops.cast(opt.beta_2, dtype), step))
+        d = (ops.sqrt(ops.cast(v, dtype)) + opt.epsilon) / bias
+    elif isinstance(opt, keras.optimizers.RMSprop) and not opt.centered:
+        v = opt._velocities[index]
+        d = ops.sqrt(ops.cast(v, compute_dtype(v.dtype))) + opt.epsilon
+    else:
+        raise ValueError(
+            f"ProximalL21 does not know the preconditioner of {type(opt).__name__}; "
+            "supported: SGD, Adam, AdamW, Nadam, RMSprop (centered=False). "
+            'Pass scaling="lr" for the textbook threshold lr * l21.'
+        )
+    ax = group_axis % len(d.shape)
+    axes = tuple(i for i in range(len(d.shape)) if i != ax)
+    return ops.mean(d, axis=axes, keepdims=True)
+
+
+class _ProxConstraint(keras.constraints.Constraint):
+    """The prox as a Keras constraint: Keras applies constraints right after each update, in
+    the compiled train step, on every backend (JAX's stateless step included)."""
+
+    def __init__(self, owner: ProximalL21, variable):
+        self.owner = owner
+        self.variable = variable
+
+    def __call__(self, w):
+        return self.owner.prox_step(w, self.variable)
+
+
+class ProximalL21(keras.callbacks.Callback):
+    """Proximal L2,1 step: exact group sparsity for the given kernels during `model.fit`.
+
+    After every optimizer step the kernels are group-soft-thresholded,
+    `W_j <- max(0, 1 - t_j / ||W_j||_2) * W_j`, so a group (input feature) whose norm falls
+    below its threshold becomes exactly 0: this solves `min loss + l21 * ||W||_{2,1}` by
+    proximal gradient instead of adding the penalty to the loss (do not do both).
+
+    The threshold follows the optimizer (see the module docs): `t = lr_t * l21` for SGD and
+    `t_j = lr_t * l21 / mean_j(D)` for Adam/AdamW/Nadam/RMSprop, with `D` the optimizer's
+    per-coordinate preconditioner (`(sqrt(v) + eps) / sqrt(1 - beta_2^k)` for Adam), so a
+    given `l21` shrinks a group by about as much per step as the penalty's gradient would
+    under the same optimizer. `scaling="lr"` forces the textbook `lr_t * l21`.
+
+    The step runs inside the compiled train step: during training the callback installs itself
+    as the kernels' `constraint` (which Keras applies after each update on every backend) and
+    removes itself at the end. The kernels must not have another constraint.
+
+    Args:
+        targets: a layer with a `kernel` (Dense, Conv, `ProjectionHead`), a `keras.Variable`,
+            or a list of them.
+        l21: the factor `lambda >= 0`.
+        group_axis: the axis whose index names a group (-2 for Keras kernels).
+        scaling: `"auto"` (preconditioner-aware, default) or `"lr"`.
+
+    Example:
+        >>> head = ProjectionHead(512, 128, l21=0.0)
+        >>> model.fit(x, callbacks=[ProximalL21(head, l21=1e-2)])
+    """
+
+    def __init__(self, targets, l21: float = 1e-4, group_axis: int = -2, scaling: str = "auto"):
+        super().__init__()
+        self.targets = list(targets) if isinstance(targets, (list, tuple)) else [targets]
+        if not self.targets:
+            raise ValueError("targets must name at least one layer or variable")
+        self.l21 = validate_factor(l21, "l21")
+        self.group_axis = validate_group_axis(group_axis)
+        if scaling not in _SCALINGS:
+            raise ValueError(f"scaling must be one of {_SCALINGS}; got {scaling!r}")
+        self.scaling = scaling
+        self._installed: list = []
+
+    def variables(self) -> list:
+        """The kernels this step acts on."""
+        out = []
+        for t in self.targets:
+            v = t if isinstance(t, keras.Variable) else getattr(t, "kernel", None)
+            if not isinstance(v, keras.Variable):
+                raise ValueError(
+                    f"ProximalL21 targets must be keras.Variables or layers with a built "
+                    f"`kernel`; got {t!r}"
+                )
+            out.append(v)
+        return out
+
+    def threshold(self, variable):
+        """The per-step threshold for `variable`: a scalar, or per group for "auto"."""
+        opt = _unwrap(self.model.optimizer if self._model is not None else None)
+        if opt is None:
+            raise ValueError("ProximalL21 needs a compiled model with an optimizer")
+        lr = ops.cast(opt.learning_rate, "float32")
+        t = lr * self.l21
+        if self.scaling == "auto":
+            d = group_preconditioner(opt, variable, self.group_axis)
+            if d is not None:
+                t = t / ops.cast(d, "float32")
+        return t
+
+    def prox_step(self, w, variable):
+        """`l21_prox(w, threshold(variable), group_axis)`."""
+        return l21_prox(w, self.threshold(variable), self.group_axis)
+
+    def on_train_begin(self, logs=None):
+        opt = _unwrap(self.model.optimizer)
+        if getattr(opt, "gradient_accumulation_steps", None):
+            raise ValueError("ProximalL21 does not support gradient_accumulation_steps")
+        for v in self.variables():
+            if v.constraint is not None:
+                raise ValueError(f"{v.path} already has a constraint ({v.constraint!r})")
+            v.constraint = _ProxConstraint(self, v)
+            self._installed.append(v)
+        # A train function compiled by an earlier fit() knows nothing of the new constraint.
+        self.model.make_train_function(force=True)
+
+    def on_train_end(self, logs=None):
+        for v in self._installed:
+            v.constraint = None
+        self._installed = []
+        # Do not let a later fit() reuse the function compiled with the prox inside.
+        self.model.train_function = None
