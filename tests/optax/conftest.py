@@ -10,7 +10,8 @@ import importlib.util
 
 _ABSENT = [m for m in ("jax", "optax") if importlib.util.find_spec(m) is None]
 MISSING = (
-    f"{' and '.join(_ABSENT)} not installed (pip install 'sparsehead[jax]'): "
+    f"{' and '.join(_ABSENT)} {'is' if len(_ABSENT) == 1 else 'are'} not installed "
+    "(pip install 'sparsehead[jax]'): "
     "sparsehead.adapters.optax is not tested"
     if _ABSENT
     else None

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import ml_dtypes
 import numpy as np
+import torch
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -20,16 +20,19 @@ SCALES = {
 
 
 def as_dtype(x: np.ndarray, dtype: str) -> np.ndarray:
-    """`x` rounded to `dtype` as NumPy holds it (bfloat16 from ml_dtypes)."""
-    return x.astype(ml_dtypes.bfloat16 if dtype == "bfloat16" else np.dtype(dtype))
+    """`x` rounded to `dtype`; bfloat16 values are held in float32 (NumPy has no bfloat16, and
+    the core accumulates both in float32), so only torch is needed."""
+    if dtype == "bfloat16":
+        return torch.from_numpy(x.astype(np.float32)).to(torch.bfloat16).float().numpy()
+    return x.astype(np.dtype(dtype))
 
 
 @st.composite
 def grouped_weights(draw, dtypes=FLOAT_DTYPES, max_ndim=4, max_side=6):
     """`(w, group_axis, dtype)`: random shape and scale, some groups forced exactly to zero.
 
-    `w` is a NumPy array already rounded to `dtype`, so the adapter and the core see the same
-    numbers.
+    `w` is a NumPy array already rounded to `dtype` (see `as_dtype`), so the adapter and the
+    core see the same numbers.
     """
     dtype = draw(st.sampled_from(dtypes))
     ndim = draw(st.integers(2, max_ndim))
