@@ -16,6 +16,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 import sparsehead
 
@@ -36,18 +37,25 @@ def encode(backbone, head, images: np.ndarray, batch_size: int = 512):
     return r.astype(np.float64), z.astype(np.float64)
 
 
+# One BLAS / OpenMP thread: on a shared 2-core machine, OpenBLAS with 2 threads made
+# L-BFGS 20x slower (threads spin waiting for a busy core); one thread loses little on idle.
+_THREADS = 1
+
+
 def linear_probe_accuracy(train_x, train_y, test_x, test_y, max_iter: int = 1000) -> float:
     """Test accuracy of multinomial logistic regression (Eq. 3) on standardised features."""
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=max_iter))
-    clf.fit(train_x, train_y)
-    return float(clf.score(test_x, test_y))
+    with threadpool_limits(_THREADS):
+        clf.fit(train_x, train_y)
+        return float(clf.score(test_x, test_y))
 
 
 def knn_accuracy(train_x, train_y, test_x, test_y, k: int = 5) -> float:
     """Test accuracy of the k-NN classifier (k = 5 in the paper) under cosine distance."""
     clf = KNeighborsClassifier(n_neighbors=k, metric="cosine", algorithm="brute")
-    clf.fit(train_x, train_y)
-    return float(clf.score(test_x, test_y))
+    with threadpool_limits(_THREADS):
+        clf.fit(train_x, train_y)
+        return float(clf.score(test_x, test_y))
 
 
 def probe(train: tuple, test: tuple, train_y, test_y) -> dict[str, float]:
@@ -62,6 +70,7 @@ def probe(train: tuple, test: tuple, train_y, test_y) -> dict[str, float]:
     return out
 
 
+@threadpool_limits.wrap(limits=_THREADS)
 def diagnostics(r: np.ndarray, z: np.ndarray, kernel, ratio_rows: int = 1000, seed: int = 0):
     """Spectra, effective rank, RankMe, min-max distance ratio and head sparsity.
 

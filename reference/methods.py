@@ -39,7 +39,10 @@ class _TwoView(keras.Model):
         return self.head(self.backbone(x, training=training), training=training)
 
     def _penalty(self):
-        return ops.sum(self.losses) if self.losses else 0.0
+        total = 0.0
+        for loss in self.losses:  # regularization losses, i.e. lambda ||W||_{2,1}
+            total = total + loss
+        return total
 
 
 class SimCLR(_TwoView):
