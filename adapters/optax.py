@@ -116,6 +116,18 @@ def l21_prox(params_leaf: jax.Array, threshold: Any, group_axis: int = -2) -> ja
     return (x.astype(g.dtype) * factor).astype(x.dtype)
 
 
+def _check_scalar(value: Any, name: str) -> float | jax.Array:
+    """A finite number >= 0 (returned as float), or a 0-d float array, e.g. from
+    `optax.inject_hyperparams` (returned as is: a traced value cannot be checked)."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        if not 0 <= float(value) < float("inf"):
+            raise ValueError(f"{name} must be finite and >= 0; got {value}")
+        return float(value)
+    if getattr(value, "shape", None) == () and jnp.issubdtype(value.dtype, jnp.floating):
+        return value
+    raise TypeError(f"{name} must be a real number or a 0-d float array; got {value!r}")
+
+
 class ProximalL21State(NamedTuple):
     """The step count, to read a learning-rate schedule at the right step."""
 
@@ -150,18 +162,20 @@ def proximal_l21(
         group_axis: the axis that names a group in every chosen leaf (`-2` for `(in, out)`
             kernels).
 
+    `learning_rate` and `lam` may be changed during training with
+    `optax.inject_hyperparams(proximal_l21, static_args=("group_axis",))`.
+
     Under Adam, `learning_rate * lam` is a weak threshold (Adam's step per unit gradient is
     `lr / sqrt(v)`, much larger than `lr`): see the optax page of the documentation.
     """
-    if isinstance(lam, bool) or not isinstance(lam, numbers.Real):
-        raise TypeError(f"lam must be a real number; got {type(lam).__name__}")
-    if not 0 <= float(lam) < float("inf"):
-        raise ValueError(f"lam must be finite and >= 0; got {lam}")
-    if isinstance(learning_rate, numbers.Real) and not (0 <= float(learning_rate) < float("inf")):
-        raise ValueError(f"learning_rate must be finite and >= 0; got {learning_rate}")
+    lam = _check_scalar(lam, "lam")
+    if not callable(learning_rate):
+        learning_rate = _check_scalar(learning_rate, "learning_rate")
     if isinstance(group_axis, bool) or not isinstance(group_axis, numbers.Integral):
-        raise TypeError(f"group_axis must be an int; got {type(group_axis).__name__}")
-    lam = float(lam)
+        raise TypeError(
+            f"group_axis must be an int; got {type(group_axis).__name__} (with "
+            "optax.inject_hyperparams, pass static_args=('group_axis',))"
+        )
 
     def init_fn(params):
         del params

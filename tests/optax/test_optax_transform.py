@@ -104,6 +104,22 @@ def test_penalty_gradient_in_a_jitted_adam_step_is_finite_at_zero_groups():
     assert all(bool(jnp.isfinite(g).all()) for g in jax.tree.leaves(grads))
 
 
+def test_hyperparameters_can_be_injected_and_changed_between_steps():
+    params, _ = params_and_grads()
+    kernel = {"head": {"kernel": params["head"]["kernel"]}}
+    inject = optax.inject_hyperparams(proximal_l21, static_args=("group_axis",))
+    tx = inject(learning_rate=0.1, lam=0.0)
+    state = tx.init(kernel)
+    zeros = jax.tree.map(jnp.zeros_like, kernel)
+    updates, state = jax.jit(tx.update)(zeros, state, kernel)  # lam = 0: the prox is identity
+    np.testing.assert_array_equal(np.asarray(updates["head"]["kernel"]), 0.0)
+    state.hyperparams["lam"] = jnp.asarray(5.0)
+    updates, state = jax.jit(tx.update)(zeros, state, kernel)
+    new = np.asarray(optax.apply_updates(kernel, updates)["head"]["kernel"])
+    w = np.asarray(kernel["head"]["kernel"])
+    assert_close(new, sh.l21_prox(w, 0.5, -2), "float32", atol_scale=1)
+
+
 def test_bfloat16_leaves_are_thresholded_in_float32_and_zeros_are_exact():
     w = jnp.asarray([[3.0, 4.0], [0.5, 0.5], [0.0, 0.0]], jnp.bfloat16)
     tx = proximal_l21(1.0, 1.0)
@@ -120,6 +136,8 @@ def test_bfloat16_leaves_are_thresholded_in_float32_and_zeros_are_exact():
     [
         (lambda: proximal_l21(0.1, -1.0), ValueError, "lam must be finite"),
         (lambda: proximal_l21(0.1, "a"), TypeError, "lam must be a real"),
+        (lambda: proximal_l21(0.1, True), TypeError, "lam must be a real"),
+        (lambda: proximal_l21(jnp.ones(2), 0.1), TypeError, "learning_rate must be a real"),
         (lambda: proximal_l21(-0.1, 1.0), ValueError, "learning_rate must be finite"),
         (lambda: proximal_l21(0.1, 1.0, group_axis=0.5), TypeError, "group_axis must be an int"),
     ],
