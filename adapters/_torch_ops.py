@@ -81,7 +81,7 @@ def l21_penalty(weight: torch.Tensor, group_axis: int = -1) -> torch.Tensor:
     return _norms_keepdim(weight, ax).sum()
 
 
-def _factor(weight: torch.Tensor, ax: int, threshold) -> torch.Tensor:
+def _factor(weight: torch.Tensor, ax: int, threshold: float | torch.Tensor) -> torch.Tensor:
     """Per-group shrink factor `max(0, 1 - t_j / g_j)`, broadcastable against `weight`."""
     g = _norms_keepdim(weight, ax)
     if isinstance(threshold, torch.Tensor):
@@ -103,7 +103,9 @@ def _factor(weight: torch.Tensor, ax: int, threshold) -> torch.Tensor:
     return torch.where(g > t, 1 - t / torch.where(g > t, g, torch.ones_like(g)), 0.0)
 
 
-def l21_prox(weight: torch.Tensor, threshold, group_axis: int = -1) -> torch.Tensor:
+def l21_prox(
+    weight: torch.Tensor, threshold: float | torch.Tensor, group_axis: int = -1
+) -> torch.Tensor:
     """Proximal operator of `t * ||.||_{2,1}`: `prox(W)_j = max(0, 1 - t / ||W_j||_2) * W_j`.
 
     A group whose norm is at most `t` becomes exactly 0; `t = 0` is the identity.
@@ -123,7 +125,9 @@ def l21_prox(weight: torch.Tensor, threshold, group_axis: int = -1) -> torch.Ten
 
 
 @torch.no_grad()
-def l21_prox_(weight: torch.Tensor, threshold, group_axis: int = -1) -> torch.Tensor:
+def l21_prox_(
+    weight: torch.Tensor, threshold: float | torch.Tensor, group_axis: int = -1
+) -> torch.Tensor:
     """In-place `l21_prox`: overwrite `weight` (e.g. an `nn.Parameter`) and return it."""
     ax = _check_weight(weight, group_axis)
     f = _factor(weight, ax, threshold)

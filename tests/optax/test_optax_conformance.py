@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from sparsehead.adapters.optax import group_norms, l21_penalty, l21_prox
 
 import sparsehead as sh
-from tests.tolerances import assert_close
+from tests.tolerances import assert_close, rtol
 
 from .strategies import grouped_weights
 
@@ -43,8 +43,9 @@ def everything(x, t, group_axis, lam):
     return value, group_norms(x, group_axis), grad, l21_prox(x, t, group_axis)
 
 
-# Each example compiles once (about 0.2 s on one core): 40 examples keep this under ~15 s.
-@settings(max_examples=40)
+# Each example compiles once (0.2 to 0.5 s): two thirds of the profile's examples (40 of the
+# default 60) keep this test under ~20 s.
+@settings(max_examples=max(10, settings().max_examples * 2 // 3))
 @given(grouped_weights(), st.sampled_from([1e-4, 1.0, 3.0]), st.floats(0.0, 1.5))
 def test_value_gradient_and_prox_equal_core_under_jit(case, lam, frac):
     w, group_axis, dtype = case
@@ -70,9 +71,11 @@ def test_value_gradient_and_prox_equal_core_under_jit(case, lam, frac):
     index[group_axis] = norms == 0
     assert (grad[tuple(index)] == 0).all()  # exactly 0 on zero groups, not NaN
 
-    # prox: ties between a group norm and t within rounding are covered by rtol * max|w|
+    # prox: ties between a group norm and t within rounding are covered by rtol * max|w|;
+    # results in the subnormal range are rounded to the subnormal spacing (floor tiny / rtol)
     w64 = np.asarray(w, np.float64)
     expected = sh.l21_prox(w64, t, group_axis)
-    assert_close(prox, expected, dtype, atol_scale=float(np.abs(w64).max()))
+    scale = max(float(np.abs(w64).max()), float(jnp.finfo(dtype).tiny) / rtol(dtype))
+    assert_close(prox, expected, dtype, atol_scale=scale)
     index[group_axis] = norms <= t * (1 - 1e-3)
     assert (prox[tuple(index)] == 0).all()

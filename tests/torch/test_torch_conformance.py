@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sparsehead.adapters.torch import group_norms, l21_penalty, l21_prox, l21_prox_
 
 import sparsehead as sh
-from tests.tolerances import assert_close
+from tests.tolerances import assert_close, rtol
 
 from .strategies import grouped_weights
 
@@ -26,6 +26,11 @@ def tensor(w: np.ndarray, dtype: str) -> torch.Tensor:
 
 def numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().to(torch.float64).numpy()
+
+
+def tiny(dtype: str) -> float:
+    """The smallest normal number of `dtype`."""
+    return float(torch.finfo(getattr(torch, dtype)).tiny)
 
 
 def result_dtype(dtype: str) -> str:
@@ -70,8 +75,9 @@ def test_prox_equals_core_prox(case, frac):
     assert out.dtype == x.dtype and out.shape == x.shape
     expected = sh.l21_prox(np.asarray(w, np.float64), t, group_axis)
     # A group whose norm ties with t within rounding may be kept by one side with a factor of
-    # about eps: an absolute error of rtol * max|w| covers it.
-    scale = float(np.abs(np.asarray(w, np.float64)).max())
+    # about eps: an absolute error of rtol * max|w| covers it. Results in the subnormal range
+    # are rounded to the subnormal spacing: the floor `tiny / rtol` gives them `tiny`.
+    scale = max(float(np.abs(np.asarray(w, np.float64)).max()), tiny(dtype) / rtol(dtype))
     assert_close(numpy(out), expected, dtype, atol_scale=scale)
     # Groups clearly inside the threshold (not a rounding tie) are exactly 0, as in the core.
     index = [slice(None)] * w.ndim
