@@ -139,7 +139,7 @@ ScalarOrSchedule = float | jax.Array | Callable[[jax.Array], jax.Array]
 
 def proximal_l21(
     learning_rate: ScalarOrSchedule,
-    lam: float,
+    lam: float | jax.Array,
     *,
     mask: Any | Callable[[Any], Any] | None = None,
     group_axis: int = -2,
