@@ -28,7 +28,7 @@ DEFAULTS: dict = {
     "head_dim": 64,
     "l21": None,  # None: the paper's 1e-4 when the head has weights, 0 for the identity head
     "proximal": False,
-    "epochs": 12,
+    "epochs": 10,
     "batch_size": 256,
     "lr": 3e-3,
     "weight_decay": 1e-6,

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+from sparsehead.adapters.keras import ProximalL21, SparsityMonitor
 
 from . import data as datasets
 from .augment import Augment, to_float
@@ -71,11 +72,12 @@ class TwoViews(keras.utils.PyDataset):
 
 
 class _History(keras.callbacks.Callback):
-    """Appends each completed epoch's logs (loss, head L2,1, time) to `history.json`."""
+    """Appends each completed epoch's logs (loss, head sparsity from `SparsityMonitor`,
+    seconds) to `history.json`, so that an interrupted run keeps its history."""
 
-    def __init__(self, path: Path, history: list, kernel):
+    def __init__(self, path: Path, history: list):
         super().__init__()
-        self.path, self.history, self.kernel = path, history, kernel
+        self.path, self.history = path, history
         self._t0 = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -84,15 +86,6 @@ class _History(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         entry = {"epoch": epoch + 1, "seconds": time.perf_counter() - self._t0}
         entry.update({k: float(v) for k, v in (logs or {}).items()})
-        if self.kernel is not None:
-            import sparsehead
-
-            s = sparsehead.sparsity_summary(keras.ops.convert_to_numpy(self.kernel))
-            entry.update(
-                head_l21=s["l21"],
-                head_groups_95_energy=s["groups_95_energy"],
-                head_zero_groups=s["zero_groups"],
-            )
         self.history.append(entry)
         write_json(self.path, self.history)
 
@@ -253,10 +246,10 @@ def run(cfg: dict, callbacks=(), verbose: int = 1) -> dict:
     views = TwoViews(x_ssl, cfg["batch_size"], Augment(), cfg["seed"], epoch=initial_epoch)
     cbs = [keras.callbacks.BackupAndRestore(str(ckpt / "backup"), delete_checkpoint=False)]
     if cfg["proximal"]:
-        from sparsehead.adapters.keras import ProximalL21
-
         cbs.append(ProximalL21(kernel, cfg["l21"]))
-    cbs += [_History(history_path, history, kernel), *callbacks]
+    if kernel is not None:
+        cbs.append(SparsityMonitor(kernel))
+    cbs += [_History(history_path, history), *callbacks]
 
     t_train = time.perf_counter()
     model.fit(
