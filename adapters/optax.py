@@ -28,6 +28,7 @@ import optax
 
 __all__ = [
     "ProximalL21State",
+    "adamw_proximal_l21",
     "group_norms",
     "l21_penalty",
     "l21_prox",
@@ -99,8 +100,8 @@ def l21_prox(params_leaf: jax.Array, threshold: Any, group_axis: int = -2) -> ja
 
     Args:
         params_leaf: array of at least 2 dimensions.
-        threshold: `t >= 0`, a number or a 0-d array (a traced value under `jit` is not
-            checked).
+        threshold: `t >= 0`: a number, a 0-d array, or one value per group (a traced value
+            under `jit` is not checked).
         group_axis: the axis whose index names a group.
 
     Returns:
@@ -111,6 +112,13 @@ def l21_prox(params_leaf: jax.Array, threshold: Any, group_axis: int = -2) -> ja
         raise ValueError(f"threshold must be finite and >= 0; got {threshold}")
     g = _norms_keepdim(x, group_axis)
     t = jnp.asarray(threshold, g.dtype)
+    if t.ndim > 0:
+        if t.shape != (x.shape[group_axis],):
+            raise ValueError(
+                f"threshold must be a scalar or have one entry per group "
+                f"({x.shape[group_axis]},); got shape {t.shape}"
+            )
+        t = t.reshape(g.shape)
     keep = g > t
     factor = jnp.where(keep, 1 - t / jnp.where(keep, g, 1), 0)
     return (x.astype(g.dtype) * factor).astype(x.dtype)
@@ -198,3 +206,83 @@ def proximal_l21(
 
     tx = optax.GradientTransformation(init_fn, update_fn)
     return tx if mask is None else optax.masked(tx, mask)
+
+
+def _resolve_mask(mask: Any, params: Any) -> Any:
+    if mask is None:
+        return jax.tree.map(lambda _: True, params)
+    return mask(params) if callable(mask) else mask
+
+
+def adamw_proximal_l21(
+    learning_rate: ScalarOrSchedule,
+    lam: float | jax.Array,
+    *,
+    mask: Any | Callable[[Any], Any] | None = None,
+    group_axis: int = -2,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 1e-4,
+    weight_decay_mask: Any | Callable[[Any], Any] | None = None,
+) -> optax.GradientTransformation:
+    """`optax.adamw` followed by group soft-thresholding at Adam's scale, per group.
+
+    Adam moves a weight by about `lr / d` per unit of gradient, with the preconditioner
+    `d = sqrt(v_hat) + eps` (`v_hat = nu / (1 - b2^k)`), so the textbook threshold `lr * lam`
+    of `proximal_l21` is `d` times weaker than the penalty `lam * ||W||_{2,1}` would be. Here
+    group `j` of a chosen leaf gets `t_j = lr * lam / d_j`, with `d_j` the mean of `d` over
+    the group, read from this optimizer's own Adam state (so `b2` and `eps` always match). It
+    is the exact prox in the metric `diag(d) / lr` when `d` is constant within each group, an
+    approximation otherwise. A group that has had no gradient at all has `d_j = eps` and is
+    set to zero at once.
+
+    Args:
+        learning_rate: a float or an optax schedule.
+        lam: `lambda >= 0`, the strength of `lambda * ||W||_{2,1}`.
+        mask: the leaves to threshold, as in `proximal_l21` (`None`: every leaf).
+        group_axis: the axis that names a group in every chosen leaf.
+        b1, b2, eps, weight_decay, weight_decay_mask: passed to `optax.adamw` (`mask=` there;
+            the defaults are `optax.adamw`'s).
+    """
+    lam = _check_scalar(lam, "lam")
+    if not callable(learning_rate):
+        learning_rate = _check_scalar(learning_rate, "learning_rate")
+    if isinstance(group_axis, bool) or not isinstance(group_axis, numbers.Integral):
+        raise TypeError(f"group_axis must be an int; got {type(group_axis).__name__}")
+    adamw = optax.adamw(
+        learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay, mask=weight_decay_mask
+    )
+
+    def init_fn(params):
+        return adamw.init(params)
+
+    def update_fn(updates, state, params=None):
+        if params is None:
+            raise ValueError(
+                "adamw_proximal_l21 needs the params: call update(updates, state, params)"
+            )
+        lr = learning_rate(state[0].count) if callable(learning_rate) else learning_rate
+        updates, state = adamw.update(updates, state, params)
+        adam = state[0]  # optax.adamw's chain starts with scale_by_adam
+        if not isinstance(adam, optax.ScaleByAdamState):
+            raise TypeError(f"expected optax.adamw to start with ScaleByAdamState; got {adam}")
+        correction = 1 - jnp.asarray(b2, jnp.float32) ** adam.count  # count: steps taken
+
+        def one(u, p, nu, chosen):
+            if not chosen:
+                return u
+            _check_leaf(p, group_axis, "a chosen params leaf")
+            acc = jnp.float64 if p.dtype == jnp.float64 else jnp.float32
+            d = jnp.sqrt(nu.astype(acc) / correction) + eps
+            dims = tuple(i for i in range(p.ndim) if i != group_axis % p.ndim)
+            t = lr * lam / jnp.mean(d, axis=dims)
+            step = jnp.asarray(p + u).astype(p.dtype)
+            dtype = jnp.result_type(p, u)
+            return l21_prox(step, t, group_axis).astype(dtype) - p.astype(dtype)
+
+        chosen = _resolve_mask(mask, params)
+        new = jax.tree.map(one, updates, params, adam.nu, chosen)
+        return new, state
+
+    return optax.GradientTransformation(init_fn, update_fn)

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from sparsehead.adapters.optax import l21_penalty, proximal_l21
+from sparsehead.adapters.optax import adamw_proximal_l21, l21_penalty, l21_prox, proximal_l21
 
 import sparsehead as sh
 from tests.tolerances import assert_close
@@ -155,3 +155,35 @@ def test_update_needs_params_and_two_dimensional_leaves():
         tx.update(grads, state)
     with pytest.raises(ValueError, match=r"at least 2 dimensions.*use `mask`"):
         tx.update(grads, state, params)  # the bias is 1-D and no mask leaves it out
+
+
+def test_adamw_proximal_l21_threshold_matches_closed_form_after_one_step():
+    """After one Adam step from a known gradient g: v_hat = g**2, so the preconditioner of
+    group j is d_j = mean(|g| + eps) over the group and t_j = lr * lam / d_j."""
+    params, grads = params_and_grads()
+    scale = jnp.asarray([1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0])[:, None]  # rows are the groups
+    grads["head"]["kernel"] = grads["head"]["kernel"] * scale
+    lr, lam, eps = 0.01, 1e-2, 1e-8
+    mask = {"head": {"kernel": True, "bias": False}, "proj": {"kernel": False}}
+    tx = adamw_proximal_l21(lr, lam, mask=mask, eps=eps, weight_decay=0.0)
+    updates, _ = jax.jit(tx.update)(grads, tx.init(params), params)
+    new = optax.apply_updates(params, updates)
+
+    g = np.asarray(grads["head"]["kernel"], np.float64)
+    w1 = np.asarray(params["head"]["kernel"], np.float64) - lr * g / (np.abs(g) + eps)
+    t = lr * lam / (np.abs(g) + eps).mean(axis=1)
+    expected = np.concatenate([sh.l21_prox(w1[j : j + 1], t[j], -2) for j in range(6)])
+    kernel = np.asarray(new["head"]["kernel"])
+    assert_close(kernel, expected, "float32", atol_scale=np.abs(w1).max())
+    assert (kernel[0] == 0).all()  # t_0 = 1 > its norm, where lr * lam = 1e-4 would keep it
+    assert sh.group_norms(w1, -2)[0] > lr * lam
+    adamw = optax.adamw(lr, eps=eps, weight_decay=0.0)
+    plain = optax.apply_updates(params, adamw.update(grads, adamw.init(params), params)[0])
+    for path in (("head", "bias"), ("proj", "kernel")):  # plain AdamW where the mask is False
+        got, want = (np.asarray(t[path[0]][path[1]]) for t in (new, plain))
+        np.testing.assert_array_equal(got, want)
+
+
+def test_per_group_threshold_must_have_one_entry_per_group():
+    with pytest.raises(ValueError, match="one entry per group"):
+        l21_prox(jnp.ones((3, 2)), jnp.ones(2))
