@@ -18,9 +18,9 @@ often 1e-3 or less) and nothing ever reaches zero. `ProximalL21` therefore uses,
 with `D_i` the optimizer's current diagonal preconditioner:
 
 - SGD (any momentum): `D_i = 1`, so `t = lr_t * lambda`;
-- Adam, AdamW, Nadam, Lamb-free Adam variants with `beta_2`: Keras' step is
-  `lr * sqrt(1 - b2^k) / (1 - b1^k) * m / (sqrt(v) + eps)`, i.e.
-  `D_i = (sqrt(v_i) + eps) / sqrt(1 - b2^k)` (k the step number; `v_hat` with AMSGrad);
+- Adam and AdamW: Keras' step is `lr * sqrt(1 - b2^k) / (1 - b1^k) * m / (sqrt(v) + eps)`,
+  i.e. `D_i = (sqrt(v_i) + eps) / sqrt(1 - b2^k)` (k the step number; the running maximum
+  of `v` with AMSGrad); Nadam: `D_i = sqrt(v_i / (1 - b2^k)) + eps`;
 - RMSprop: `D_i = sqrt(v_i) + eps`.
 
 This is the proximal step in the optimizer's metric with the metric averaged over each group
@@ -57,7 +57,10 @@ def l21_prox(w, threshold, group_axis: int = -2):
         The thresholded weight, in `w`'s dtype (computed in float32 for half precision).
     """
     g = group_norms(w, group_axis, keepdims=True)
-    t = ops.cast(threshold, g.dtype)
+    if isinstance(threshold, (int, float)):  # not via float32, as ops.cast(float) would do
+        t = ops.convert_to_tensor(threshold, dtype=g.dtype)
+    else:
+        t = ops.cast(threshold, g.dtype)
     if len(t.shape) == 1:
         t = ops.reshape(t, g.shape)
     keep = g > t
@@ -70,6 +73,23 @@ def _unwrap(optimizer):
     return getattr(optimizer, "inner_optimizer", optimizer)
 
 
+def _kind(opt) -> str:
+    """Which preconditioner `opt` has: "sgd", "adam", "nadam", "rmsprop"; else ValueError."""
+    if isinstance(opt, keras.optimizers.SGD):
+        return "sgd"
+    if isinstance(opt, keras.optimizers.Nadam):
+        return "nadam"
+    if isinstance(opt, keras.optimizers.Adam):  # AdamW subclasses Adam
+        return "adam"
+    if isinstance(opt, keras.optimizers.RMSprop) and not opt.centered:
+        return "rmsprop"
+    raise ValueError(
+        f"ProximalL21 does not know the preconditioner of {type(opt).__name__}; "
+        "supported: SGD, Adam, AdamW, Nadam, RMSprop (centered=False). "
+        'Pass scaling="lr" for the textbook threshold lr * l21.'
+    )
+
+
 def group_preconditioner(optimizer, variable, group_axis: int = -2):
     """Per-group mean of the optimizer's diagonal preconditioner `D` for `variable`, or None.
 
@@ -77,27 +97,23 @@ def group_preconditioner(optimizer, variable, group_axis: int = -2):
     the slots and before the step counter is incremented (as Keras applies constraints).
     """
     opt = _unwrap(optimizer)
-    if isinstance(opt, keras.optimizers.SGD):
+    kind = _kind(opt)
+    if kind == "sgd":
         return None
     index = opt._get_variable_index(variable)
-    if hasattr(opt, "beta_2") and hasattr(opt, "_velocities"):
-        if getattr(opt, "amsgrad", False):
-            v = opt._velocity_hats[index]
-        else:
-            v = opt._velocities[index]
+    if kind in ("adam", "nadam"):
+        v = opt._velocity_hats[index] if getattr(opt, "amsgrad", False) else opt._velocities[index]
         dtype = compute_dtype(v.dtype)
         step = ops.cast(opt.iterations + 1, dtype)
         bias = ops.sqrt(1.0 - ops.power(ops.cast(opt.beta_2, dtype), step))
-        d = (ops.sqrt(ops.cast(v, dtype)) + opt.epsilon) / bias
-    elif isinstance(opt, keras.optimizers.RMSprop) and not opt.centered:
+        v = ops.cast(v, dtype)
+        if kind == "adam":  # lr * sqrt(1 - b2^k) / (1 - b1^k) * m / (sqrt(v) + eps)
+            d = (ops.sqrt(v) + opt.epsilon) / bias
+        else:  # lr * m_hat / (sqrt(v_hat) + eps)
+            d = ops.sqrt(v) / bias + opt.epsilon
+    else:
         v = opt._velocities[index]
         d = ops.sqrt(ops.cast(v, compute_dtype(v.dtype))) + opt.epsilon
-    else:
-        raise ValueError(
-            f"ProximalL21 does not know the preconditioner of {type(opt).__name__}; "
-            "supported: SGD, Adam, AdamW, Nadam, RMSprop (centered=False). "
-            'Pass scaling="lr" for the textbook threshold lr * l21.'
-        )
     ax = group_axis % len(d.shape)
     axes = tuple(i for i in range(len(d.shape)) if i != ax)
     return ops.mean(d, axis=axes, keepdims=True)
@@ -172,7 +188,9 @@ class ProximalL21(keras.callbacks.Callback):
 
     def threshold(self, variable):
         """The per-step threshold for `variable`: a scalar, or per group for "auto"."""
-        opt = _unwrap(self.model.optimizer if self._model is not None else None)
+        # Not `self.model`: on JAX that property syncs the training state, which must not
+        # happen while the train step is being traced.
+        opt = _unwrap(getattr(self._model, "optimizer", None))
         if opt is None:
             raise ValueError("ProximalL21 needs a compiled model with an optimizer")
         lr = ops.cast(opt.learning_rate, "float32")
@@ -191,9 +209,13 @@ class ProximalL21(keras.callbacks.Callback):
         opt = _unwrap(self.model.optimizer)
         if getattr(opt, "gradient_accumulation_steps", None):
             raise ValueError("ProximalL21 does not support gradient_accumulation_steps")
-        for v in self.variables():
+        if self.scaling == "auto":
+            _kind(opt)  # fail here, before anything is installed or traced
+        variables = self.variables()
+        for v in variables:
             if v.constraint is not None:
                 raise ValueError(f"{v.path} already has a constraint ({v.constraint!r})")
+        for v in variables:
             v.constraint = _ProxConstraint(self, v)
             self._installed.append(v)
         # A train function compiled by an earlier fit() knows nothing of the new constraint.
