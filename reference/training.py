@@ -162,6 +162,16 @@ def _jit(cfg: dict):
     return choice == "on"
 
 
+def _devices() -> list[str]:
+    """The devices Keras sees (the torch backend has no `keras.distribution`)."""
+    try:
+        return [str(d) for d in keras.distribution.list_devices()]
+    except (AttributeError, NotImplementedError):
+        import torch
+
+        return ["cuda:0" if torch.cuda.is_available() else "cpu"]
+
+
 def _distribute(cfg: dict) -> None:
     if cfg.get("distribute", "none") == "none":
         return
@@ -288,7 +298,7 @@ def run(cfg: dict, callbacks=(), verbose: int = 1) -> dict:
         "method": cfg["method"],
         "config": {k: v for k, v in cfg.items() if k not in ("resume", "penalty")},
         "backend": keras.backend.backend(),
-        "devices": [str(d) for d in keras.distribution.list_devices()],
+        "devices": _devices(),
         "versions": versions(),
         "epochs_completed": len(history),
         "history": history,

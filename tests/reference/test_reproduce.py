@@ -56,7 +56,7 @@ def test_summary_is_mean_and_sample_std_over_seeds():
 
 
 def test_tiny_reproduce_run(tmp_path, capsys):
-    report = main(["--l21", "0.3", "--seeds", "0", "--out", str(tmp_path), "--",
+    report = main(["--l21", "0.3", "--seeds", "0", "--no-penalty", "--out", str(tmp_path), "--",
                    "--dataset", "digits", "--train-size", "256", "--test-size", "100",
                    "--batch-size", "128", "--epochs", "1", "--head-hidden", "32",
                    "--head-dim", "8"])  # fmt: skip
@@ -65,6 +65,5 @@ def test_tiny_reproduce_run(tmp_path, capsys):
     assert (tmp_path / "table.md").read_text().strip() in printed
     assert (tmp_path / "spectra_overlay.png").stat().st_size > 0
     saved = json.loads((tmp_path / "reproduce.json").read_text())
-    assert set(saved["rows"]) == {"baseline", "SparseHead penalty λ=0.3",
-                                  "SparseHead proximal λ=0.3"}  # fmt: skip
+    assert set(saved["rows"]) == {"baseline", "SparseHead proximal λ=0.3"}
     assert report["rows"]["baseline"]["zero_groups"][0] == 0
