@@ -172,7 +172,7 @@ def bench_info_nce_memory(quick: bool) -> list[Row]:
 
 def bench_min_max(quick: bool) -> list[Row]:
     n, m = (2000, 32) if quick else (50_000, 128)
-    reps = 3 if quick else 5
+    reps = 3
     z = _weights((n, m))
     chunk = max(1, (32 << 20) // (4 * n))
     buf = np.empty((chunk, n), np.float32)

@@ -19,6 +19,7 @@ from ._validation import (
 __all__ = ["barlow_twins_loss", "byol_loss", "cosine_similarity", "info_nce", "l2_normalize"]
 
 _REDUCTIONS = ("mean", "sum", "none")
+_BLOCK_ELEMS = 1 << 16  # elements of one block of rows of the similarity matrix: in L2 cache
 
 
 def _pair(z1, z2, names=("z1", "z2"), min_rows: int = 1):
@@ -58,6 +59,10 @@ def _check_reduction(reduction) -> str:
 
 def l2_normalize(z: np.ndarray) -> np.ndarray:
     """Rows scaled to unit L2 norm; a zero row stays zero (so its cosine with anything is 0)."""
+    sq = np.einsum("ij,ij->i", z, z)
+    info = np.finfo(z.dtype)
+    if np.all((sq >= info.tiny / info.eps) & (sq <= info.max)):  # no row over- or underflowed
+        return z * (1.0 / np.sqrt(sq)).astype(z.dtype)[:, None]
     scale = np.max(np.abs(z), axis=-1, keepdims=True)  # avoids overflow and underflow
     scale[scale == 0] = 1
     u = z / scale
@@ -93,18 +98,62 @@ def info_nce(z1, z2, temperature: float = 0.5, reduction: str = "mean"):
     tau = check_positive(temperature, "temperature")
     _check_reduction(reduction)
     a, b = _pair(z1, z2)
-    n = a.shape[0]
-    u = l2_normalize(np.concatenate([a, b]))
-    s = u @ u.T
-    s *= 1.0 / tau
-    idx = np.arange(2 * n)
-    positive = s[idx, (idx + n) % (2 * n)].astype(np.float64)
-    np.fill_diagonal(s, -np.inf)
-    shift = s.max(axis=1, keepdims=True)  # logsumexp over b != a, stable for any tau
-    s -= shift
-    np.exp(s, out=s)
-    lse = np.log(s.sum(axis=1, dtype=np.float64)) + shift[:, 0]
-    return _reduce(lse - positive, reduction)
+    return _reduce(_info_nce_rows(np.concatenate([a, b]), 1.0 / tau), reduction)
+
+
+def _info_nce_rows(z: np.ndarray, inv_tau: float) -> np.ndarray:
+    """Per-anchor InfoNCE of the rows of `z` (2N, m), in one GEMM and one pass over its result.
+
+    `S = v v^T` (a symmetric rank-k update: half a GEMM) holds the logits, with
+    `v = u / sqrt(tau)` and `u` the unit rows of `z` (`z` is overwritten with `v`).
+    Since `|cos| <= 1`, every logit is at most `c = 1/tau`: the exponentials need no row max;
+    they are taken unshifted while `e^c` fits the dtype, else shifted by `c`. Each cache-sized
+    block of rows is exponentiated and summed in place (one read of `S`). With `p` the
+    positive's logit and `R` the (shifted) sum over the negatives, the loss is
+    `log(e^(p-shift) + R) - (p - shift)`, formed in float64, so it stays accurate also when
+    the positive dominates and the loss is tiny. A row whose `R` is so small that terms may
+    have underflowed is redone in float64 with its own max as the shift.
+    """
+    m = z.shape[0]
+    n = m // 2
+    dtype = z.dtype
+    info = np.finfo(dtype)
+    sq = np.einsum("ij,ij->i", z, z)
+    if np.all((sq >= info.tiny / info.eps) & (sq <= info.max)):  # no row over- or underflowed
+        u = None
+        z *= (np.sqrt(inv_tau) / np.sqrt(sq)).astype(dtype)[:, None]
+        v = z
+    else:
+        u = l2_normalize(z)
+        v = u * dtype.type(np.sqrt(inv_tau))
+    s = v @ v.T
+    idx = np.arange(m)
+    pos = (idx + n) % m
+    positive = s[idx, pos].astype(np.float64)
+    s[idx, idx] = -np.inf
+    s[idx, pos] = -np.inf
+    shift = 0.0 if inv_tau < 0.9 * np.log(info.max) else inv_tau
+    rest = np.empty(m)
+    rows = max(1, min(m, _BLOCK_ELEMS // m))
+    for start in range(0, m, rows):
+        block = s[start : start + rows]
+        if shift:
+            block -= dtype.type(shift)
+        np.exp(block, out=block)
+        rest[start : start + rows] = block.sum(axis=1)
+    del s
+    lp = positive - shift
+    with np.errstate(divide="ignore"):
+        loss = np.logaddexp(lp, np.log(rest)) - lp
+    redo = np.flatnonzero(~(rest >= m * info.tiny / info.eps))  # terms may have underflowed
+    if redo.size:  # exact log-sum-exp for those rows, shifted by each row's own max
+        u64 = l2_normalize(v.astype(np.float64) if u is None else u.astype(np.float64))
+        t = (u64[redo] @ u64.T) * inv_tau
+        t[np.arange(redo.size), redo] = -np.inf
+        top = t.max(axis=1, keepdims=True)
+        lse = top[:, 0] + np.log(np.exp(t - top).sum(axis=1))
+        loss[redo] = lse - t[np.arange(redo.size), pos[redo]]
+    return loss
 
 
 def byol_loss(p, z, reduction: str = "mean"):
