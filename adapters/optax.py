@@ -242,8 +242,11 @@ def adamw_proximal_l21(
         lam: `lambda >= 0`, the strength of `lambda * ||W||_{2,1}`.
         mask: the leaves to threshold, as in `proximal_l21` (`None`: every leaf).
         group_axis: the axis that names a group in every chosen leaf.
-        b1, b2, eps, weight_decay, weight_decay_mask: passed to `optax.adamw` (`mask=` there;
-            the defaults are `optax.adamw`'s).
+        b1: passed to `optax.adamw` (the defaults are `optax.adamw`'s).
+        b2: passed to `optax.adamw`.
+        eps: passed to `optax.adamw`.
+        weight_decay: passed to `optax.adamw`.
+        weight_decay_mask: passed to `optax.adamw` as its `mask=`.
     """
     lam = _check_scalar(lam, "lam")
     if not callable(learning_rate):

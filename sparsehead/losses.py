@@ -91,7 +91,8 @@ def info_nce(z1, z2, temperature: float = 0.5, reduction: str = "mean"):
     per-anchor losses (rows of `z1` first, then `z2`).
 
     Args:
-        z1, z2: `(N, m)` embeddings of the two views; zero rows are allowed (cosine 0).
+        z1: `(N, m)` embeddings of the first view; zero rows are allowed (cosine 0).
+        z2: `(N, m)` embeddings of the second view, row `i` the positive of `z1[i]`.
         temperature: `tau > 0`; the paper uses 0.5.
         reduction: `"mean"`, `"sum"` or `"none"`.
     """
@@ -177,7 +178,8 @@ def barlow_twins_loss(z1, z2, lambda_offdiag: float = 5e-3, eps: float = 1e-5) -
     `var` the biased batch variance.
 
     Args:
-        z1, z2: `(N, m)` embeddings of the two views, `N >= 2`.
+        z1: `(N, m)` embeddings of the first view, `N >= 2`.
+        z2: `(N, m)` embeddings of the second view.
         lambda_offdiag: weight of the redundancy-reduction term (5e-3 in Barlow Twins).
         eps: added to the variance, as in BatchNorm (keeps constant features finite).
     """
