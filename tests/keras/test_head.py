@@ -21,7 +21,7 @@ def test_structure_and_only_last_kernel_is_regularized():
     regularized = [v for v in head.trainable_weights if v.regularizer is not None]
     assert len(regularized) == 1 and regularized[0] is head.kernel
     assert isinstance(head.kernel.regularizer, L21) and head.kernel.regularizer.l21 == 1e-2
-    assert not any("batch" in layer.name for layer in head._flatten_layers()[-1:])
+    assert head.output_bn is None  # no BatchNorm after the regularized layer by default
     (loss,) = head.losses
     assert_close(to_numpy(loss), 1e-2 * sh.l21_norm(to_numpy(head.kernel)), "float32")
 

@@ -135,6 +135,8 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=5000)
     parser.add_argument("--test", type=int, default=2000)
     parser.add_argument("--lam", type=float, default=1e-2)
+    parser.add_argument("--modes", default="none,penalty,prox,prox-lr", help="comma-separated")
+    parser.add_argument("--optimizers", default="adam,sgd", help="comma-separated")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
@@ -147,6 +149,8 @@ def main() -> None:
         ("penalty", args.lam, "sgd", 0.05),
         ("prox", args.lam, "sgd", 0.05),
     ]
+    modes, optimizers = args.modes.split(","), args.optimizers.split(",")
+    configs = [c for c in configs if c[0] in modes and c[2] in optimizers]
     rows = []
     for mode, lam, optimizer, lr in configs:
         rows.append(run(mode, lam, optimizer, lr, data, args.epochs))
