@@ -114,7 +114,7 @@ class BYOL(_TwoView):
     def copy_to_target(self):
         """Set the target weights to the online ones (at initialisation)."""
         for t, o in self._pairs():
-            t.assign(o)
+            t.assign(ops.copy(o))  # a copy: JAX would share (and donate) one buffer
 
     def call(self, x, training=False):
         z = super().call(x, training=training)
