@@ -136,3 +136,21 @@ def test_argument_and_setup_errors():
         model.fit(x, y, verbose=0, callbacks=[ProximalL21(layer)])
     assert layer.kernel.constraint is None  # nothing was installed
     model.fit(x, y, verbose=0, callbacks=[ProximalL21(layer, scaling="lr")])  # textbook: runs
+
+
+def test_prox_under_mixed_float16_reads_the_inner_optimizer():
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        x, y, w0 = _linear_problem()
+        layer = _dense(w0)
+        model = keras.Sequential([keras.Input((6,)), layer])
+        model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        prox = ProximalL21(layer, l21=1.0)
+        model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[prox])
+    finally:
+        keras.config.set_dtype_policy(previous)
+    kernel = to_numpy(layer.kernel)
+    assert np.isfinite(kernel).all()
+    assert (sh.group_norms(kernel) == 0).any()

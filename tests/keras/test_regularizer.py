@@ -178,3 +178,7 @@ def test_factor_is_a_python_float_and_config_round_trips():
     restored = keras.regularizers.deserialize(keras.regularizers.serialize(reg))
     assert isinstance(restored, L21) and restored.get_config() == config
     assert keras.saving.get_registered_name(L21) == "sparsehead>L21"
+
+
+def test_top_level_name_is_the_adapter_class():
+    assert sh.L21 is L21
