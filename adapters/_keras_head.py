@@ -6,7 +6,7 @@ import numbers
 
 import keras
 
-from ._keras_regularizer import L21, validate_factor, validate_group_axis
+from ._keras_regularizer import L21, validate_factor
 
 __all__ = ["ProjectionHead"]
 
@@ -67,7 +67,7 @@ class ProjectionHead(keras.layers.Layer):
         self.output_layer = keras.layers.Dense(
             self.output_dim,
             use_bias=self.use_bias,
-            kernel_regularizer=L21(self.l21, validate_group_axis(-2)) if self.l21 > 0 else None,
+            kernel_regularizer=L21(self.l21) if self.l21 > 0 else None,
             name="output",
         )
         self.output_bn = (

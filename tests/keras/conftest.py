@@ -3,7 +3,8 @@ tensorflow).
 
 When the backend's framework (or Keras) is not installed, every test module here is left out
 and `test_backend.py` reports one *skipped* test naming the missing package, so a missing
-backend is visible in the summary and never counts as a pass.
+backend is visible in the summary and never counts as a pass. A KERAS_BACKEND that names no
+known backend (a typo) fails that test instead.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 from pathlib import Path
 
 _FRAMEWORK = {"jax": "jax", "torch": "torch", "tensorflow": "tensorflow"}
+KNOWN = tuple(_FRAMEWORK)
 
 
 def configured_backend() -> str:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import BACKEND, MISSING
+from .conftest import BACKEND, KNOWN, MISSING
 
 
 def test_backend_is_installed_and_selected():
+    if BACKEND not in KNOWN:  # a typo in KERAS_BACKEND is an error, not a skip
+        pytest.fail(MISSING)
     if MISSING is not None:
         pytest.skip(MISSING)
     import keras
