@@ -218,3 +218,17 @@ def test_data_parallel_on_two_forced_cpu_devices(tmp_path):
     assert res["backend"] == "jax" and len(res["devices"]) == 2
     assert res["config"]["distribute"] == "data-parallel"
     assert np.isfinite(res["history"][0]["loss"])
+
+
+def test_backbones_give_the_papers_representation_sizes():
+    from reference.backbones import build_backbone
+
+    assert build_backbone("small-cnn", (28, 28, 1)).output_shape == (None, 128)
+    r18 = build_backbone("resnet18", (32, 32, 3))
+    assert r18.output_shape == (None, 512)  # d = 512 for ResNet-18 (Sec. 4)
+    assert "stem_pool" not in [layer.name for layer in r18.layers]  # CIFAR stem: no max pool
+    assert "stem_pool" in [layer.name for layer in build_backbone("resnet18", (64, 64, 3)).layers]
+    with pytest.raises(ValueError, match="at least 32x32"):
+        build_backbone("resnet50", (28, 28, 1))
+    with pytest.raises(ValueError, match="backbone must be one of"):
+        build_backbone("vgg", (32, 32, 3))
