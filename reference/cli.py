@@ -87,4 +87,5 @@ def config_from_args(method: str, argv=None) -> dict:
             cfg[key] = None
     cfg["method"] = method
     cfg["preset"] = args.preset
+    cfg["epochs_given"] = args.epochs is not None  # --resume keeps the saved epochs otherwise
     return cfg

@@ -204,8 +204,11 @@ def run(cfg: dict, callbacks=(), verbose: int = 1) -> dict:
             raise ValueError(f"resume: no run to resume in {out} (config.json missing)")
         saved = json.loads(saved_cfg.read_text())
         keep = {k: cfg[k] for k in ("out", "resume", "quiet") if k in cfg}
-        cfg = {**saved, **keep, "epochs": cfg["epochs"]}
-    else:
+        # The saved settings win; only the number of epochs may be raised on resume.
+        epochs = cfg["epochs"] if cfg.get("epochs_given", True) else saved["epochs"]
+        cfg = {**saved, **keep, "epochs": epochs}
+    cfg.pop("epochs_given", None)
+    if not cfg["resume"]:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
         for name in ("history.json", "results.json"):
             (out / name).unlink(missing_ok=True)

@@ -136,7 +136,8 @@ def test_resume_continues_from_the_last_completed_epoch(tmp_path):
         run(cfg, callbacks=[_Crash(2)], verbose=0)
     before = json.loads((tmp_path / "history.json").read_text())
     assert [h["epoch"] for h in before] == [1, 2]
-    res = run({**cfg, "resume": True}, verbose=0)
+    # As from the command line: no other flag; the saved settings (3 epochs, digits) are used.
+    res = run(config_from_args("simclr", ["--out", str(tmp_path), "--resume", "--quiet"]))
     assert res["epochs_completed"] == 3
     assert [h["epoch"] for h in res["history"]] == [1, 2, 3]
     assert res["history"][:2] == before  # the first two epochs are kept as they were
