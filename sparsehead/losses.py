@@ -109,7 +109,7 @@ def _info_nce_rows(z: np.ndarray, inv_tau: float) -> np.ndarray:
     `v = u / sqrt(tau)` and `u` the unit rows of `z` (`z` is overwritten with `v`).
     Since `|cos| <= 1`, every logit is at most `c = 1/tau`: the exponentials need no row max;
     they are taken unshifted while `e^c` fits the dtype, else shifted by `c`. Each cache-sized
-    block of rows is exponentiated and summed in place (one read of `S`). With `p` the
+    block of rows of the upper triangle is exponentiated and summed in place. With `p` the
     positive's logit and `R` the (shifted) sum over the negatives, the loss is
     `log(e^(p-shift) + R) - (p - shift)`, formed in float64, so it stays accurate also when
     the positive dominates and the loss is tiny. A row whose `R` is so small that terms may
@@ -134,14 +134,19 @@ def _info_nce_rows(z: np.ndarray, inv_tau: float) -> np.ndarray:
     s[idx, idx] = -np.inf
     s[idx, pos] = -np.inf
     shift = 0.0 if inv_tau < 0.9 * np.log(info.max) else inv_tau
-    rest = np.empty(m)
+    # S is symmetric: exponentiate only the upper triangle, block by block (rows [r0, r1),
+    # columns [r0, m)); its row sums serve rows r0..r1 and its column sums (past the square
+    # diagonal part) serve the rows below, so each exp is taken once for two entries.
+    rest = np.zeros(m)
     rows = max(1, min(m, _BLOCK_ELEMS // m))
     for start in range(0, m, rows):
-        block = s[start : start + rows]
+        stop = min(m, start + rows)
+        block = s[start:stop, start:]
         if shift:
             block -= dtype.type(shift)
         np.exp(block, out=block)
-        rest[start : start + rows] = block.sum(axis=1)
+        rest[start:stop] += block.sum(axis=1)
+        rest[stop:] += block[:, stop - start :].sum(axis=0)
     del s
     lp = positive - shift
     with np.errstate(divide="ignore"):
