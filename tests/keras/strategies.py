@@ -8,10 +8,15 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from tests import conformance
+
 from .conftest import BACKEND
 
 # float64 needs jax_enable_x64 on JAX (off by default, and Keras leaves it off).
 FLOAT_DTYPES = ["float32", "float16", "bfloat16"] + ([] if BACKEND == "jax" else ["float64"])
+
+# Scales reach 1e3, where float16 squares overflow (65504 is its largest value).
+_SCALES = {dtype: [1e-3, 1.0, 1e3] for dtype in ("float64", "float32", "float16", "bfloat16")}
 
 # JAX compiles every op anew for each new shape and dtype (about 0.5 s an example on the
 # 2-core CI machine), so the adapter's property tests draw a fifth of the profile's examples
@@ -28,25 +33,11 @@ def as_dtype(x: np.ndarray, dtype: str) -> np.ndarray:
     return x.astype(ml_dtypes.bfloat16 if dtype == "bfloat16" else np.dtype(dtype))
 
 
-@st.composite
-def grouped_weights(draw, dtypes=FLOAT_DTYPES, max_ndim=4, max_side=6):
-    """`(w, group_axis, dtype)`: random shape and scale, some groups forced exactly to zero.
-
-    `w` is a NumPy array already rounded to `dtype`, so the adapter and the core see the same
-    numbers. Scales reach 1e3, where float16 squares overflow (65504 is its largest value).
-    """
-    dtype = draw(st.sampled_from(dtypes))
-    ndim = draw(st.integers(2, max_ndim))
-    shape = tuple(draw(st.lists(st.integers(1, max_side), min_size=ndim, max_size=ndim)))
-    group_axis = draw(st.sampled_from([-2, *range(-ndim, ndim)]))
-    w = draw(hnp.arrays(np.float32, shape, elements=st.floats(-1, 1, width=32)))
-    w[np.abs(w) < 1e-30] = 0  # no subnormal results: CPU backends may flush them to zero
-    w = w * draw(st.sampled_from([1e-3, 1.0, 1e3]))
-    mask = draw(hnp.arrays(np.bool_, (shape[group_axis],)))
-    index = [slice(None)] * ndim
-    index[group_axis] = mask
-    w[tuple(index)] = 0
-    return as_dtype(w, dtype), group_axis, dtype
+def grouped_weights(dtypes=FLOAT_DTYPES):
+    """`(w, group_axis, dtype)`; scales reach 1e3, where float16 squares overflow (65504)."""
+    return conformance.grouped_weights(
+        as_dtype, dtypes, scales=_SCALES, preferred_axis=-2, flush_subnormal=True
+    )
 
 
 @st.composite
