@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._parallel import map_spans, spans
 from ._validation import (
     as_numeric_array,
     check_group_axis,
@@ -54,21 +55,35 @@ def _as_groups(w, group_axis: int, name: str = "w"):
 
 
 def _sum_of_squares(x3: np.ndarray) -> np.ndarray:
-    """Per-group sum of squares of `x3` of shape `(pre, G, post)`, as float64 of shape `(G,)`."""
+    """Per-group sum of squares of `x3` of shape `(pre, G, post)`, as float64 of shape `(G,)`.
+
+    Large inputs are split across threads: by groups when they are contiguous rows, else by
+    the leading axis, each thread's partial sums added in float64.
+    """
     pre, n_groups, post = x3.shape
     if pre == 1:  # groups are contiguous rows: one dot product each
-        return np.einsum("gq,gq->g", x3[0], x3[0]).astype(np.float64)
-    acc = np.zeros(n_groups, np.float64)
-    if post == 1:  # groups are columns: one fused einsum per block of rows, added in float64
-        x2 = x3[:, :, 0]
-        rows = max(1, min(_COL_ROWS, _BLOCK // n_groups))
-        for i in range(0, pre, rows):
-            block = x2[i : i + rows]
+        x2 = x3[0]
+        out = np.empty(n_groups, np.float64)
+
+        def rows(a: int, b: int) -> None:
+            out[a:b] = np.einsum("gq,gq->g", x2[a:b], x2[a:b])
+
+        map_spans(rows, spans(n_groups, x3.size))
+        return out
+    # Groups are columns (post == 1) or e.g. the kh * kw taps of a conv kernel: one fused
+    # einsum per block of leading rows, added in float64.
+    x2 = x3.reshape(pre, n_groups * post)
+    step = max(1, min(_COL_ROWS, _BLOCK // x2.shape[1]))
+
+    def partial(a: int, b: int) -> np.ndarray:
+        acc = np.zeros(x2.shape[1], np.float64)
+        for i in range(a, b, step):
+            block = x2[i : min(b, i + step)]
             acc += np.einsum("ij,ij->j", block, block)
         return acc
-    for p in range(pre):  # e.g. the kh * kw taps of a conv kernel
-        acc += np.einsum("gq,gq->g", x3[p], x3[p])
-    return acc
+
+    acc = sum(map_spans(partial, spans(pre, x3.size, align=step)))
+    return acc.reshape(n_groups, post).sum(axis=1) if post > 1 else acc
 
 
 def _norms64(x3: np.ndarray, name: str = "w") -> np.ndarray:
@@ -172,9 +187,15 @@ def l21_prox(w, threshold: float, group_axis: int = -2, *, out: np.ndarray | Non
         out = _unaliased_empty(x.size, dtype, x).reshape(x.shape)
     elif not isinstance(out, np.ndarray) or out.shape != x.shape or out.dtype != dtype:
         raise ValueError(f"out must be an ndarray of shape {x.shape} and dtype {dtype}")
-    scale = _unaliased_empty(factor.size, x.dtype, out)
-    scale[:] = factor
-    np.multiply(x, _broadcast(scale, x.ndim, ax), out=out, casting="same_kind")
+    scale = _broadcast(_unaliased_empty(factor.size, x.dtype, out), x.ndim, ax)
+    scale.flat[:] = factor
+    # Split along the first axis; `scale` is sliced with it only when it varies along it.
+    lead = x.shape[0]
+
+    def multiply(a: int, b: int) -> None:
+        np.multiply(x[a:b], scale if ax else scale[a:b], out=out[a:b], casting="same_kind")
+
+    map_spans(multiply, spans(lead, x.size))
     return out
 
 
