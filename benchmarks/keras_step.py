@@ -96,7 +96,7 @@ def _worker(backend: str, what: str, quick: bool) -> list[dict]:
 
     sizes = _SIZES[quick]
     d_in, hidden, d_out, batch = sizes
-    reps, steps = (3, 2) if quick else (21, 5)
+    reps, steps = (3, 2) if quick else (61, 5)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, d_in)).astype("float32")
     y = rng.standard_normal((batch, d_out)).astype("float32")

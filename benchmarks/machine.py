@@ -49,6 +49,12 @@ def _blas() -> list[str]:
     ]
 
 
+def _core_threads() -> int:
+    from sparsehead._parallel import num_threads
+
+    return num_threads()
+
+
 def machine_info() -> dict[str, object]:
     versions = {}
     for name in _PACKAGES:
@@ -67,8 +73,13 @@ def machine_info() -> dict[str, object]:
         "platform": platform.platform(),
         "python": sys.version.split()[0],
         "blas": _blas(),
+        "core_threads": _core_threads(),
         "versions": versions,
-        "env": {k: v for k, v in os.environ.items() if k.startswith(("OPENBLAS_", "OMP_"))},
+        "env": {
+            k: v
+            for k, v in os.environ.items()
+            if k.startswith(("OPENBLAS_", "OMP_", "SPARSEHEAD_"))
+        },
     }
 
 
@@ -77,6 +88,7 @@ def machine_markdown(info: dict[str, object]) -> str:
         f"- CPU: {info['cpu']}, {info['cores']} cores ({info['usable_cores']} usable)",
         f"- Platform: {info['platform']}, Python {info['python']}",
         f"- BLAS (threadpoolctl): {'; '.join(info['blas']) or 'none found'}",
+        f"- sparsehead core threads (large element-wise passes): {info['core_threads']}",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()),
     ]
     if info["env"]:
