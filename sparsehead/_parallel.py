@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from itertools import pairwise
 
 import numpy as np
@@ -26,7 +26,7 @@ MIN_PARALLEL_ELEMENTS = 1 << 20
 
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
-_pool_key: tuple[int, int] | None = None  # (pid, workers): a forked child makes its own
+_pool_workers = 0
 
 
 def num_threads() -> int:
@@ -66,19 +66,48 @@ def spans(n: int, elements: int, *, align: int = 1, weights=None) -> list[tuple[
 
 
 def map_spans(fn: Callable[[int, int], object], parts: Sequence[tuple[int, int]]) -> list:
-    """`[fn(start, stop) for each span]`, the spans run concurrently when there are several."""
+    """`[fn(start, stop) for each span]`; with several spans, the first runs in the calling
+    thread while the others run on the pool."""
     if len(parts) == 1:
         return [fn(*parts[0])]
-    return list(_executor(len(parts)).map(lambda span: fn(*span), parts))
+    pool = _executor(len(parts) - 1)
+    futures = []
+    for a, b in parts[1:]:
+        try:
+            futures.append(pool.submit(fn, a, b))
+        except RuntimeError:  # the interpreter is shutting down: no new threads
+            futures.append(_done(fn(a, b)))
+    try:
+        first = fn(*parts[0])
+    finally:  # never return (or raise) while a thread still writes into the caller's arrays
+        wait(futures)
+    return [first, *(f.result() for f in futures)]
+
+
+def _done(value) -> Future:
+    future = Future()
+    future.set_result(value)
+    return future
 
 
 def _executor(workers: int) -> ThreadPoolExecutor:
-    global _pool, _pool_key
-    key = (os.getpid(), workers)
+    """The shared pool, grown to at least `workers` threads."""
+    global _pool, _pool_workers
     with _lock:
-        if _pool_key != key:
-            if _pool is not None and _pool_key[0] == key[0]:
+        if _pool is None or _pool_workers < workers:
+            if _pool is not None:
                 _pool.shutdown(wait=False)
             _pool = ThreadPoolExecutor(workers, thread_name_prefix="sparsehead")
-            _pool_key = key
+            _pool_workers = workers
         return _pool
+
+
+def _forget_pool() -> None:
+    """In a forked child: the parent's threads are gone (and the lock may be held)."""
+    global _lock, _pool
+    _lock = threading.Lock()
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)

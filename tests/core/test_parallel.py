@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import time
+from concurrent.futures import ThreadPoolExecutor
 from unittest import mock
 
 import numpy as np
@@ -84,6 +86,37 @@ def test_bad_thread_count_names_the_variable(value):
 def test_thread_count_from_environment():
     with mock.patch.dict(os.environ, {"SPARSEHEAD_NUM_THREADS": "3"}):
         assert _parallel.num_threads() == 3
+
+
+def test_map_spans_keeps_order_and_runs_every_span_once():
+    seen = []
+    parts = [(0, 3), (3, 5), (5, 9)]
+    assert _parallel.map_spans(lambda a, b: seen.append(a) or (a, b), parts) == parts
+    assert sorted(seen) == [0, 3, 5]
+
+
+def test_map_spans_waits_for_the_others_when_one_fails():
+    import threading
+
+    done = threading.Event()
+
+    def work(a, b):
+        if a == 0:
+            raise ZeroDivisionError("first span")
+        time.sleep(0.05)
+        done.set()
+
+    with pytest.raises(ZeroDivisionError):
+        _parallel.map_spans(work, [(0, 1), (1, 2)])
+    assert done.is_set()  # no thread was left writing after the call returned
+
+
+def test_map_spans_runs_inline_when_no_thread_can_start():
+    # After interpreter shutdown has begun, a pool refuses work with RuntimeError.
+    refusing = ThreadPoolExecutor(1)
+    refusing.shutdown()
+    with mock.patch.object(_parallel, "_executor", lambda workers: refusing):
+        assert _parallel.map_spans(lambda a, b: b - a, [(0, 2), (2, 7)]) == [2, 5]
 
 
 # ---------------------------------------------------------------- results
