@@ -118,6 +118,8 @@ def _worker(backend: str, quick: bool) -> list[dict]:
     import numpy as np
     import torch
 
+    import reference  # noqa: F401  (before Keras: the reference run's environment defaults)
+
     batch = 32 if quick else 256
     reps, steps = (3, 1) if quick else (9, 4)
     shape = (28, 28, 1)

@@ -29,6 +29,8 @@ from .report import plot_group_norms, plot_spectra, summary, versions, write_jso
 
 __all__ = ["TwoViews", "run"]
 
+# Environment variables that change speed or numerics, recorded with each run's results.
+_SETTINGS = ("KERAS_BACKEND", "TF_ENABLE_ONEDNN_OPTS", "SPARSEHEAD_NUM_THREADS", "XLA_FLAGS")
 _ACC = ("linear_representation", "knn5_representation", "linear_embedding", "knn5_embedding")
 
 
@@ -303,6 +305,7 @@ def run(cfg: dict, callbacks=(), verbose: int = 1) -> dict:
         "backend": keras.backend.backend(),
         "devices": _devices(),
         "versions": versions(),
+        "environment": {k: v for k, v in os.environ.items() if k in _SETTINGS},
         "epochs_completed": len(history),
         "history": history,
         "metrics": {"trained": trained, "random_init": random_init},

@@ -105,6 +105,7 @@ def test_simclr_tiny_run_writes_results_plots_and_checkpoints(tmp_path):
     res = run(tiny("simclr", tmp_path), verbose=0)
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["backend"] == keras.backend.backend()
+    assert saved["environment"].get("KERAS_BACKEND") == os.environ.get("KERAS_BACKEND")
     assert saved["epochs_completed"] == 1 and len(saved["history"]) == 1
     for key in ACCURACIES:
         for which in ("trained", "random_init"):
@@ -116,6 +117,17 @@ def test_simclr_tiny_run_writes_results_plots_and_checkpoints(tmp_path):
     for name in ("spectra.png", "group_norms.png", "history.json", "config.json"):
         assert (tmp_path / name).stat().st_size > 0
     assert (tmp_path / "checkpoints" / "final.weights.h5").exists()
+
+
+@pytest.mark.parametrize(("preset", "expected"), [(None, "1"), ("0", "0")])
+def test_reference_turns_tensorflows_onednn_kernels_on_unless_told(preset, expected):
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    if preset is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = preset
+    code = "import os, reference; print(os.environ['TF_ENABLE_ONEDNN_OPTS'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True,
+                         text=True, check=True)  # fmt: skip
+    assert out.stdout.strip() == expected
 
 
 class _Crash(keras.callbacks.Callback):
