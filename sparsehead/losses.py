@@ -6,11 +6,8 @@ float16/bfloat16 inputs are computed in float32, float32 in float32, the rest in
 
 from __future__ import annotations
 
-from functools import partial
-
 import numpy as np
 
-from ._parallel import map_spans, spans
 from ._validation import (
     as_numeric_array,
     check_finite,
@@ -139,11 +136,17 @@ def _info_nce_rows(z: np.ndarray, inv_tau: float) -> np.ndarray:
     shift = 0.0 if inv_tau < 0.9 * np.log(info.max) else inv_tau
     # S is symmetric: exponentiate only the upper triangle, block by block (rows [r0, r1),
     # columns [r0, m)); its row sums serve rows r0..r1 and its column sums (past the square
-    # diagonal part) serve the rows below, so each exp is taken once for two entries. The
-    # rows are split across threads into spans of equal triangle area, each with its own sums.
+    # diagonal part) serve the rows below, so each exp is taken once for two entries.
+    rest = np.zeros(m)
     rows = max(1, min(m, _BLOCK_ELEMS // m))
-    parts = spans(m, m * (m + 1) // 2, align=rows, weights=np.arange(m, 0, -1))
-    rest = sum(map_spans(partial(_exp_row_sums, s, rows=rows, shift=shift), parts))
+    for start in range(0, m, rows):
+        stop = min(m, start + rows)
+        block = s[start:stop, start:]
+        if shift:
+            block -= dtype.type(shift)
+        np.exp(block, out=block)
+        rest[start:stop] += block.sum(axis=1)
+        rest[stop:] += block[:, stop - start :].sum(axis=0)
     del s
     lp = positive - shift
     with np.errstate(divide="ignore"):
@@ -157,22 +160,6 @@ def _info_nce_rows(z: np.ndarray, inv_tau: float) -> np.ndarray:
         lse = top[:, 0] + np.log(np.exp(t - top).sum(axis=1))
         loss[redo] = lse - t[np.arange(redo.size), pos[redo]]
     return loss
-
-
-def _exp_row_sums(s: np.ndarray, first: int, last: int, *, rows: int, shift: float) -> np.ndarray:
-    """Exponentiate rows `[first, last)` of the upper triangle of `s` in place, by blocks of
-    `rows`; return each row's sum of `exp(s_ab - shift)` over those entries, for all rows."""
-    m = s.shape[0]
-    rest = np.zeros(m)
-    for start in range(first, last, rows):
-        stop = min(last, start + rows)
-        block = s[start:stop, start:]
-        if shift:
-            block -= s.dtype.type(shift)
-        np.exp(block, out=block)
-        rest[start:stop] += block.sum(axis=1)
-        rest[stop:] += block[:, stop - start :].sum(axis=0)
-    return rest
 
 
 def byol_loss(p, z, reduction: str = "mean"):
