@@ -60,9 +60,10 @@ def bench_l21_prox(quick: bool) -> list[Row]:
     def threaded_copy():
         map_spans(lambda a, b: np.copyto(dst[a:b], w[a:b]), parts)
 
+    threads = f"{len(parts)} thread" + "s" * (len(parts) > 1)
     references = (
         ("np.copyto", lambda: np.copyto(dst, w)),
-        (f"np.copyto split over {len(parts)} threads", threaded_copy),
+        (f"np.copyto split over {threads}", threaded_copy),
     )
     rows = []
     for axis in (-2, -1):
