@@ -16,6 +16,8 @@ import numbers
 
 import torch
 
+from sparsehead._validation import check_group_axis
+
 __all__ = ["group_norms", "l21_penalty", "l21_prox", "l21_prox_"]
 
 
@@ -29,13 +31,7 @@ def _check_weight(weight: torch.Tensor, group_axis: int, name: str = "weight") -
         raise ValueError(f"{name} must have at least 2 dimensions; got shape {tuple(weight.shape)}")
     if weight.numel() == 0:
         raise ValueError(f"{name} must not be empty; got shape {tuple(weight.shape)}")
-    if isinstance(group_axis, bool) or not isinstance(group_axis, numbers.Integral):
-        raise TypeError(f"group_axis must be an int; got {type(group_axis).__name__}")
-    if not -weight.ndim <= group_axis < weight.ndim:
-        raise ValueError(
-            f"group_axis={group_axis} is out of range for a tensor of {weight.ndim} dimensions"
-        )
-    return int(group_axis) % weight.ndim
+    return check_group_axis(group_axis, weight.ndim)
 
 
 def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:

@@ -26,6 +26,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from sparsehead._validation import check_group_axis
+
 __all__ = [
     "ProximalL21State",
     "adamw_proximal_l21",
@@ -49,12 +51,7 @@ def _check_leaf(x: Any, group_axis: int, name: str = "params_leaf") -> jax.Array
         )
     if x.size == 0:
         raise ValueError(f"{name} must not be empty; got shape {tuple(x.shape)}")
-    if isinstance(group_axis, bool) or not isinstance(group_axis, numbers.Integral):
-        raise TypeError(f"group_axis must be an int; got {type(group_axis).__name__}")
-    if not -x.ndim <= group_axis < x.ndim:
-        raise ValueError(
-            f"group_axis={group_axis} is out of range for an array of {x.ndim} dimensions"
-        )
+    check_group_axis(group_axis, x.ndim)
     return jnp.asarray(x)
 
 

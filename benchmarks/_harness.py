@@ -13,9 +13,9 @@ import statistics
 import time
 import tracemalloc
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-__all__ = ["Row", "interleaved", "peak_extra_bytes", "ratio_row", "value_row"]
+__all__ = ["Row", "interleaved", "peak_extra_bytes", "ratio_row", "timed_row", "value_row"]
 
 
 @dataclass
@@ -102,20 +102,24 @@ def ratio_row(
     """Row for the ratio `t_a / t_b` (or `t_b / t_a` with `invert`, i.e. a speed-up of a)."""
     ta, tb = interleaved(a, b, reps, warmup)
     ratios = [(y / x) if invert else (x / y) for x, y in zip(ta, tb, strict=True)]
-    return Row(
-        group=group,
-        name=name,
-        baseline=baseline,
-        ratio=statistics.median(ratios),
-        ratio_min=min(ratios),
-        ratio_max=max(ratios),
-        sense=sense,
-        limit=limit,
-        reps=reps,
-        a_ms=1e3 * statistics.median(ta),
-        b_ms=1e3 * statistics.median(tb),
-        note=note,
-    )
+    return timed_row(group, name, baseline, ratios, ta, tb, sense=sense, limit=limit, note=note)
+
+
+def timed_row(
+    group: str,
+    name: str,
+    baseline: str,
+    ratios: list[float],
+    ta: list[float],
+    tb: list[float],
+    *,
+    sense: str = "<=",
+    limit: float,
+    note: str = "",
+) -> Row:
+    """Row for per-pair `ratios`, with the median times of A and B (`ta`, `tb` in seconds)."""
+    row = value_row(group, name, baseline, ratios, sense=sense, limit=limit, note=note)
+    return replace(row, a_ms=1e3 * statistics.median(ta), b_ms=1e3 * statistics.median(tb))
 
 
 def peak_extra_bytes(fn: Callable[[], object], reps: int = 1) -> list[int]:

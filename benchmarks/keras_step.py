@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 
-from ._harness import Row
+from ._harness import Row, timed_row
 
 __all__ = ["BACKENDS", "bench_keras_l21", "bench_keras_prox"]
 
@@ -82,11 +82,8 @@ def _rounds(models, x, y, reps: int, steps: int) -> list[list[float]]:
     return times
 
 
-def _row(name, baseline, ratios, limit, a, b, reps, note="") -> dict:
-    return dict(group="keras", name=name, baseline=baseline, ratio=statistics.median(ratios),
-                ratio_min=min(ratios), ratio_max=max(ratios), sense="<=", limit=limit,
-                reps=reps, a_ms=1e3 * statistics.median(a), b_ms=1e3 * statistics.median(b),
-                note=note)  # fmt: skip
+def _row(name, baseline, ratios, limit, a, b, note="") -> dict:
+    return vars(timed_row("keras", name, baseline, ratios, a, b, limit=limit, note=note))
 
 
 def _worker(backend: str, what: str, quick: bool) -> list[dict]:
@@ -114,9 +111,9 @@ def _worker(backend: str, what: str, quick: bool) -> list[dict]:
         vs_l2 = [a / b for a, b in zip(l21, l2, strict=True)]
         return [
             _row(f"Keras L21 train step [{backend}], {shape}", "no regularizer", r_l21, 1.05,
-                 l21, none, reps, note=f"L2's ratio: {statistics.median(r_l2):.3f}x"),
+                 l21, none, note=f"L2's ratio: {statistics.median(r_l2):.3f}x"),
             _row(f"Keras L21 vs L2 train step [{backend}]", "keras.regularizers.L2",
-                 vs_l2, 1.02, l21, l2, reps),
+                 vs_l2, 1.02, l21, l2),
         ]  # fmt: skip
     plain, prox = _model(sizes), _model(sizes)
     cb = ProximalL21(prox.layers[-1], l21=1e-4)
@@ -127,7 +124,7 @@ def _worker(backend: str, what: str, quick: bool) -> list[dict]:
     a, b = [r[1] for r in t], [r[0] for r in t]
     return [
         _row(f"Keras ProximalL21 train step [{backend}], {shape}", "same step without it",
-             [p / q for p, q in zip(a, b, strict=True)], 1.10, a, b, reps)
+             [p / q for p, q in zip(a, b, strict=True)], 1.10, a, b)
     ]  # fmt: skip
 
 

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from ._harness import Row
+from ._harness import Row, timed_row
 
 __all__ = ["bench_simclr"]
 
@@ -149,13 +149,12 @@ def _worker(backend: str, quick: bool) -> list[dict]:
             (ka if fn is keras_run else tb).append(time.perf_counter() - t0)
     ratios = [b / a for a, b in zip(ka, tb, strict=True)]  # images/s Keras over PyTorch
     ips = 2 * batch * steps
-    return [dict(group="simclr", name=f"SimCLR train step images/s [Keras {backend}], "
-                 f"batch {batch} pairs, small-cnn 28x28x1", baseline="plain PyTorch loop",
-                 ratio=statistics.median(ratios), ratio_min=min(ratios), ratio_max=max(ratios),
-                 sense=">=", limit=1.0, reps=reps, a_ms=1e3 * statistics.median(ka) / steps,
-                 b_ms=1e3 * statistics.median(tb) / steps,
-                 note=f"Keras {ips / statistics.median(ka):.0f} img/s, PyTorch "
-                 f"{ips / statistics.median(tb):.0f} img/s")]  # fmt: skip
+    row = timed_row("simclr", f"SimCLR train step images/s [Keras {backend}], batch {batch} "
+                    "pairs, small-cnn 28x28x1", "plain PyTorch loop", ratios,
+                    [t / steps for t in ka], [t / steps for t in tb], sense=">=", limit=1.0,
+                    note=f"Keras {ips / statistics.median(ka):.0f} img/s, PyTorch "
+                    f"{ips / statistics.median(tb):.0f} img/s")  # fmt: skip
+    return [vars(row)]
 
 
 def main(argv=None) -> int:

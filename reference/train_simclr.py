@@ -1,18 +1,7 @@
 """SimCLR (Chen et al., 2020): InfoNCE (Eq. 2) between two views, temperature 0.5, + SparseHead.
 
-Sec. 7.1 of the paper, top to bottom (see `reference/training.py`, which this calls):
-
-1. Data: the training split (a Fashion-MNIST subset by default; `--preset paper-*` for
-   CIFAR-10/100, STL-10, Tiny ImageNet), two views per image: random resized crop (scale
-   0.2-1), colour jitter (0.4, 0.4, 0.4, 0.1) with p = 0.8, grayscale p = 0.1, flip.
-2. Network: backbone f (`--backbone`, ResNet-18 in the paper) and projection head h
-   (`--head`: the paper's MLP Linear-BN-ReLU-Linear), `L21(--l21)` on h's last kernel
-   (`--l21 0`: plain simclr; `--proximal`: exact zeros by a prox step).
-3. Objective and optimiser: the simclr loss + lambda ||W||_{2,1} (Eq. 12); Adam, weight decay
-   1e-6, `--lr`, `--epochs`, `--batch-size`.
-4. Evaluation: linear probe (Eq. 3) and 5-NN on the frozen representation and embedding, for
-   the trained network and the same network at random initialisation; eigenvalue spectra
-   (Fig. 1, 3), effective rank, RankMe, head group sparsity, min-max distance ratio (Eq. 9).
+Sec. 7.1 of the paper with the simclr loss: data, two views, backbone + head with
+`L21` on its last kernel, Adam, then evaluation (the steps are in `reference/training.py`).
 
 Run `python reference/train_simclr.py --help` for the flags; results go to `--out`.
 """

@@ -50,8 +50,10 @@ def spans(n: int, elements: int, *, align: int = 1) -> list[tuple[int, int]]:
             one thread) the result is the single span `(0, n)`.
         align: span boundaries are multiples of `align` (keeps blocked loops identical).
     """
+    if elements < MIN_PARALLEL_ELEMENTS:
+        return [(0, n)]
     k = min(num_threads(), max(1, n // max(1, align)))
-    if k == 1 or elements < MIN_PARALLEL_ELEMENTS:
+    if k == 1:
         return [(0, n)]
     cuts = [min(n, (n * i // k + align // 2) // align * align) for i in range(1, k)]
     return list(pairwise(sorted({0, n, *cuts})))

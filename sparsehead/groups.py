@@ -57,8 +57,8 @@ def _as_groups(w, group_axis: int, name: str = "w"):
 def _sum_of_squares(x3: np.ndarray) -> np.ndarray:
     """Per-group sum of squares of `x3` of shape `(pre, G, post)`, as float64 of shape `(G,)`.
 
-    Large inputs are split across threads: by groups when they are contiguous rows, else by
-    the leading axis, each thread's partial sums added in float64.
+    Large row and column groups are split across threads (rows by group, columns by blocks
+    of rows whose partial sums are added in float64).
     """
     pre, n_groups, post = x3.shape
     if pre == 1:  # groups are contiguous rows: one dot product each
@@ -70,20 +70,22 @@ def _sum_of_squares(x3: np.ndarray) -> np.ndarray:
 
         map_spans(rows, spans(n_groups, x3.size))
         return out
-    # Groups are columns (post == 1) or e.g. the kh * kw taps of a conv kernel: one fused
-    # einsum per block of leading rows, added in float64.
-    x2 = x3.reshape(pre, n_groups * post)
-    step = max(1, min(_COL_ROWS, _BLOCK // x2.shape[1]))
+    if post == 1:  # groups are columns: one fused einsum per block of rows, added in float64
+        x2 = x3[:, :, 0]
+        step = max(1, min(_COL_ROWS, _BLOCK // n_groups))
 
-    def partial(a: int, b: int) -> np.ndarray:
-        acc = np.zeros(x2.shape[1], np.float64)
-        for i in range(a, b, step):
-            block = x2[i : min(b, i + step)]
-            acc += np.einsum("ij,ij->j", block, block)
-        return acc
+        def columns(a: int, b: int) -> np.ndarray:
+            acc = np.zeros(n_groups, np.float64)
+            for i in range(a, b, step):
+                block = x2[i : min(b, i + step)]
+                acc += np.einsum("ij,ij->j", block, block)
+            return acc
 
-    acc = sum(map_spans(partial, spans(pre, x3.size, align=step)))
-    return acc.reshape(n_groups, post).sum(axis=1) if post > 1 else acc
+        return sum(map_spans(columns, spans(pre, x3.size, align=step)))
+    acc = np.zeros(n_groups, np.float64)
+    for p in range(pre):  # e.g. the kh * kw taps of a conv kernel
+        acc += np.einsum("gq,gq->g", x3[p], x3[p])
+    return acc
 
 
 def _norms64(x3: np.ndarray, name: str = "w") -> np.ndarray:
