@@ -203,3 +203,34 @@ def test_a_missing_dataset_is_a_short_message(tmp_path, args, env, remedies):
     assert proc.stderr.startswith("train_byol.py: error: ")
     for remedy in remedies:
         assert remedy in proc.stderr
+
+
+# -- a finished run in process ---------------------------------------------------------------
+def test_finished_proximal_run_titles_its_plot_and_keeps_no_backup(tmp_path, monkeypatch):
+    pytest.importorskip("keras")
+    from reference import training
+    from reference.cli import config_from_args
+
+    titles = []
+    real = training.plot_spectra
+
+    def plot_spectra(path, curves, title=""):
+        titles.append(title)
+        real(path, curves, title)
+
+    monkeypatch.setattr(training, "plot_spectra", plot_spectra)
+    argv = ["--dataset", "digits", "--train-size", "256", "--test-size", "100", "--batch-size",
+            "64", "--epochs", "1", "--head-hidden", "32", "--head-dim", "8", "--proximal",
+            "--l21", "0.01", "--out", str(tmp_path), "--quiet"]  # fmt: skip
+    training.run(config_from_args("simclr", argv), verbose=0)
+    assert titles == ["simclr, SparseHead proximal step l21=0.01"]
+    assert not (tmp_path / "checkpoints" / "backup").exists()
+    # Nothing to resume: said, rather than a silent restart from epoch 0.
+    with pytest.raises(ValueError, match="completed"):
+        training.run(config_from_args("simclr", ["--out", str(tmp_path), "--resume", "--epochs",
+                                                 "2", "--quiet"]))  # fmt: skip
+    assert training.spectra_title({"method": "byol", "l21": 1e-4, "proximal": False}) == (
+        "byol, SparseHead penalty l21=0.0001"
+    )
+    assert "no SparseHead" in training.spectra_title({"method": "byol", "l21": 0.0,
+                                                      "proximal": False})  # fmt: skip
