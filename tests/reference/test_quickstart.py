@@ -234,3 +234,21 @@ def test_finished_proximal_run_titles_its_plot_and_keeps_no_backup(tmp_path, mon
     )
     assert "no SparseHead" in training.spectra_title({"method": "byol", "l21": 0.0,
                                                       "proximal": False})  # fmt: skip
+
+
+def test_import_quietly_drops_only_the_banners(capfd, monkeypatch):
+    from reference._quiet import import_quietly
+
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    lines = [
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n",
+        "I0000 00:00:1796189637.533223   10793 port.cc:153] oneDNN custom operations are on.\n",
+        "W0000 00:00:1796189637.533223   10793 cpu_feature_guard.cc:227] AVX2 available\n",
+        "E0000 00:00:1796189637.533223   10793 cuda_dnn.cc:8310] Unable to register cuDNN\n",
+        "UserWarning: something a user must see\n",
+    ]
+    with import_quietly():
+        os.write(2, "".join(lines).encode())  # as the C++ side writes: file descriptor 2
+        print("from Python", file=sys.stderr)
+    kept = capfd.readouterr().err.splitlines(keepends=True)
+    assert sorted(kept) == sorted([lines[3], lines[4], "from Python\n"])
