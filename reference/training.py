@@ -309,8 +309,6 @@ def run(cfg: dict, callbacks=(), verbose: int = 1) -> dict:
     model.fit(views, epochs=cfg["epochs"], callbacks=cbs, verbose=1 if bar else 0)
     train_seconds = time.perf_counter() - t_train
     model.save_weights(str(ckpt / "final.weights.h5"))
-    # Training completed: the backup state is only for resuming an interrupted run.
-    shutil.rmtree(ckpt / "backup", ignore_errors=True)
 
     # The trained network, evaluated the same way.
     t_eval = time.perf_counter()
@@ -356,6 +354,8 @@ def run(cfg: dict, callbacks=(), verbose: int = 1) -> dict:
         },
     }
     write_json(out / "results.json", results)
+    # The run is complete: the backup state was only for resuming an interrupted one.
+    shutil.rmtree(ckpt / "backup", ignore_errors=True)
     if verbose:
         print(summary(results), file=sys.stdout, flush=True)
     return results
