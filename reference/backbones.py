@@ -10,9 +10,9 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-__all__ = ["BACKBONES", "build_backbone"]
+from .names import BACKBONES
 
-BACKBONES = ("small-cnn", "resnet18", "resnet50")
+__all__ = ["BACKBONES", "build_backbone"]
 
 
 def _conv_bn(x, filters: int, kernel: int, strides: int = 1, relu: bool = True, name: str = ""):

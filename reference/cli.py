@@ -1,31 +1,56 @@
 """The command line shared by `train_simclr.py`, `train_byol.py` and `train_barlow_twins.py`.
 
-Precedence: explicit flags > `--preset` > the CPU-sized defaults (`presets.DEFAULTS`).
+Precedence: explicit flags > `--preset` > the CPU-sized defaults (`presets.DEFAULTS`, and
+`METHOD_DEFAULTS` for the flags that only one method has).
+
+Building the parser imports no deep-learning framework (`--help` answers at once): the choices
+come from `names.py` and `data.py`, and `main` imports the training code only after parsing.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import sys
 
-from .backbones import BACKBONES
-from .heads import HEADS
+from .data import list_datasets
+from .names import BACKBONES, HEADS
 from .presets import DEFAULTS, PRESETS
 
-__all__ = ["config_from_args", "make_parser"]
+__all__ = ["METHOD_DEFAULTS", "config_from_args", "main", "make_parser"]
+
+#: Settings that only one method has, with their defaults.
+METHOD_DEFAULTS: dict[str, dict] = {
+    "simclr": {},  # its temperature is in presets.DEFAULTS (the paper's presets set it too)
+    "byol": {"tau": 0.99},
+    "barlow-twins": {"lambda_offdiag": 5e-3},
+}
+
+
+def _default(key: str) -> str:
+    value = DEFAULTS[key]
+    return f" (default: {'all' if value is None else value})"
 
 
 def make_parser(method: str) -> argparse.ArgumentParser:
+    if method not in METHOD_DEFAULTS:
+        raise ValueError(f"method must be one of {sorted(METHOD_DEFAULTS)}; got {method!r}")
     p = argparse.ArgumentParser(
         prog=f"train_{method.replace('-', '_')}.py",
-        description=f"{method} (+ SparseHead) with Keras 3 on any backend (KERAS_BACKEND).",
+        description=f"{method} (+ SparseHead) with Keras 3 on any backend (KERAS_BACKEND). "
+        f"With no flags: {DEFAULTS['epochs']} epochs on {DEFAULTS['train_size']} images of "
+        f"{DEFAULTS['dataset']} (shipped with the repository), a few minutes on a CPU.",
     )
-    d = DEFAULTS
-    p.add_argument("--preset", choices=sorted(PRESETS), help="the paper's settings (Sec. 7.1)")
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        help="the paper's settings (Sec. 7.1); explicit flags override it",
+    )
     p.add_argument(
         "--l21",
         type=float,
-        help="lambda of the L2,1 head penalty; 0 = SparseHead "
-        "off (default 1e-4, the paper's; 0 for --head identity)",
+        help="lambda of the L2,1 head penalty; 0 = SparseHead off (default: 1e-4, the "
+        "paper's; 0 for --head identity)",
     )
     p.add_argument(
         "--proximal",
@@ -33,32 +58,66 @@ def make_parser(method: str) -> argparse.ArgumentParser:
         help="exact sparsity: a prox step on the head kernel after every update "
         "instead of the penalty in the loss",
     )
-    p.add_argument("--head", choices=HEADS, help=f"projection head (default {d['head']})")
-    p.add_argument("--head-hidden", type=int, help="hidden width of the MLP head")
-    p.add_argument("--head-dim", type=int, help="embedding dimension m")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float, help="Adam learning rate")
-    p.add_argument("--weight-decay", type=float)
-    p.add_argument("--temperature", type=float, help="InfoNCE temperature (SimCLR)")
-    p.add_argument("--backbone", choices=BACKBONES)
-    p.add_argument("--dataset", help=f"dataset name (default {d['dataset']})")
-    p.add_argument("--data-dir", help="where the dataset files are")
-    p.add_argument("--download", action="store_true", help="download the dataset if missing")
-    p.add_argument("--train-size", type=int, help="training images (subset); 0 = all")
-    p.add_argument("--test-size", type=int, help="test images (subset); 0 = all")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--out", help="output folder (default runs/<method>-<dataset>-seed<seed>)")
+    p.add_argument("--head", choices=HEADS, help="projection head" + _default("head"))
+    p.add_argument("--head-hidden", type=int, help="hidden width of the MLP head" + _default(
+        "head_hidden"))  # fmt: skip
+    p.add_argument("--head-dim", type=int, help="embedding dimension m" + _default("head_dim"))
+    p.add_argument("--epochs", type=int, help="training epochs" + _default("epochs"))
+    p.add_argument("--batch-size", type=int, help="images per batch (two views each)" + _default(
+        "batch_size"))  # fmt: skip
+    p.add_argument("--lr", type=float, help="Adam learning rate" + _default("lr"))
+    p.add_argument("--weight-decay", type=float, help="Adam weight decay" + _default(
+        "weight_decay"))  # fmt: skip
+    if method == "simclr":
+        p.add_argument("--temperature", type=float, help="InfoNCE temperature tau (Eq. 2)"
+                       + _default("temperature"))  # fmt: skip
+    if method == "byol":
+        p.add_argument(
+            "--tau",
+            type=float,
+            help="target network moving average, t <- tau t + (1 - tau) o "
+            f"(default: {METHOD_DEFAULTS['byol']['tau']})",
+        )
+    if method == "barlow-twins":
+        p.add_argument(
+            "--lambda-offdiag",
+            type=float,
+            help="weight of the off-diagonal terms C_ij^2 of the loss "
+            f"(default: {METHOD_DEFAULTS['barlow-twins']['lambda_offdiag']})",
+        )
+    p.add_argument("--backbone", choices=BACKBONES, help="feature extractor" + _default(
+        "backbone"))  # fmt: skip
+    p.add_argument(
+        "--dataset",
+        choices=list_datasets(),
+        metavar="DATASET",
+        help=f"one of {', '.join(list_datasets())}" + _default("dataset") + "; "
+        "fashion-mnist-10k is shipped with the repository, fashion-mnist is the full set "
+        "(Debian package dataset-fashion-mnist, --data-dir, or --download)",
+    )
+    p.add_argument("--data-dir", help="where the dataset files are (default: the usual places)")
+    p.add_argument(
+        "--download",
+        action="store_true",
+        help="download the dataset if missing (Fashion-MNIST through Keras)",
+    )
+    p.add_argument("--train-size", type=int, help="training images (a random subset); 0 = all"
+                   + _default("train_size"))  # fmt: skip
+    p.add_argument("--test-size", type=int, help="test images (a random subset); 0 = all"
+                   + _default("test_size"))  # fmt: skip
+    p.add_argument("--seed", type=int, help="random seed" + _default("seed"))
+    p.add_argument("--out", help="output folder (default: runs/<method>-<dataset>-seed<seed>)")
     p.add_argument(
         "--resume",
         action="store_true",
-        help="continue the run in --out from its last completed epoch",
+        help="continue the interrupted run in --out from its last completed epoch",
     )
     p.add_argument(
         "--distribute",
         choices=("none", "data-parallel"),
         default="none",
-        help="data-parallel: keras.distribution.DataParallel over all devices (JAX)",
+        help="data-parallel: keras.distribution.DataParallel over all devices (JAX) "
+        "(default: none)",
     )
     p.add_argument(
         "--jit-compile",
@@ -66,14 +125,19 @@ def make_parser(method: str) -> argparse.ArgumentParser:
         help="XLA compilation of the train step (default: off on tensorflow, "
         "where it was measured slower on CPU; auto elsewhere)",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no per-epoch output (default: a progress bar on a terminal, one line per "
+        "epoch otherwise)",
+    )
     return p
 
 
 def config_from_args(method: str, argv=None) -> dict:
     """Parse `argv` into a run configuration dict (see `training.run`)."""
     args = make_parser(method).parse_args(argv)
-    cfg = dict(DEFAULTS)
+    cfg = {**DEFAULTS, **METHOD_DEFAULTS[method]}
     if args.preset:
         cfg.update(PRESETS[args.preset])
     for key, value in vars(args).items():
@@ -89,3 +153,25 @@ def config_from_args(method: str, argv=None) -> dict:
     cfg["preset"] = args.preset
     cfg["epochs_given"] = args.epochs is not None  # --resume keeps the saved epochs otherwise
     return cfg
+
+
+def main(method: str, argv=None) -> dict:
+    """What `train_<method>.py` runs: parse, then train (the framework is imported only now).
+
+    A dataset that is not found, or a shipped file with a wrong checksum, ends the process
+    with a one-paragraph message naming the remedies (exit status 2), not a traceback.
+    """
+    cfg = config_from_args(method, argv)
+    from ._quiet import import_quietly
+    from .data import ChecksumError, DatasetNotFoundError
+
+    with import_quietly():  # TensorFlow's banners (see _quiet.py)
+        if importlib.util.find_spec("tensorflow") is not None:
+            import tensorflow  # noqa: F401  (Keras loads it on every backend; now, not later)
+        from .training import run
+
+    try:
+        return run(cfg)
+    except (DatasetNotFoundError, ChecksumError) as exc:
+        print(f"{make_parser(method).prog}: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

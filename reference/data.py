@@ -8,10 +8,15 @@ Keras inside the Fashion-MNIST download fallback.
 Where each dataset is looked for (``data_dir`` given: only there; else the default places):
 
 ======================  ===================================================================
+``fashion-mnist-10k``   shipped with the repository (``reference/datasets/fashion-mnist-10k``,
+                        SHA-256 checked at every load): the first 10000 images of the official
+                        Fashion-MNIST training file and the whole official test file (10000).
+                        The default run's data: the same images on every machine.
 ``fashion-mnist``       IDX files (``train-images-idx3-ubyte[.gz]`` ...) in ``data_dir`` or
                         ``data_dir/fashion-mnist``; without ``data_dir``: the Debian package
                         ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``),
-                        ``default_data_dir()/fashion-mnist``, then Keras' own download.
+                        ``default_data_dir()/fashion-mnist``, then (``download=True`` only)
+                        Keras' own download.
 ``cifar10``             ``cifar-10-batches-py/`` (official python pickles), under ``data_dir``
                         (or ``data_dir`` itself) else ``default_data_dir()``.
 ``cifar100``            ``cifar-100-python/`` (``train``, ``test``; the 100 fine labels).
@@ -22,7 +27,11 @@ Where each dataset is looked for (``data_dir`` given: only there; else the defau
 ======================  ===================================================================
 
 ``download=True`` fetches CIFAR-10/100, STL-10 and Tiny ImageNet from their official URLs into
-``data_dir`` (or ``default_data_dir()``), checks the published MD5, and extracts safely.
+``data_dir`` (or ``default_data_dir()``), checks the published MD5, and extracts safely;
+Fashion-MNIST comes through Keras' ``fashion_mnist.load_data`` (``~/.keras/datasets``).
+
+A dataset that is not found raises ``DatasetNotFoundError`` (a ``FileNotFoundError``) whose
+message names the remedies; the training scripts print it without a traceback.
 """
 
 from __future__ import annotations
@@ -41,7 +50,9 @@ __all__ = [
     "ARCHIVES",
     "DATASETS",
     "FASHION_MNIST_SYSTEM_DIR",
+    "SHIPPED_DIR",
     "ChecksumError",
+    "DatasetNotFoundError",
     "DatasetSpec",
     "UnsafePickleError",
     "default_data_dir",
@@ -57,6 +68,13 @@ Arrays = tuple[np.ndarray, np.ndarray]
 
 #: Where the Debian/Ubuntu package ``dataset-fashion-mnist`` puts the IDX files.
 FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+#: The datasets shipped with the repository (``fashion-mnist-10k``), beside this module.
+SHIPPED_DIR = Path(__file__).resolve().parent / "datasets"
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """The dataset's files are not where they were looked for; the message names the remedies."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +103,14 @@ DATASETS: dict[str, DatasetSpec] = {
                          "Shirt", "Sneaker", "Bag", "Ankle boot"),
             folder="fashion-mnist",
             description="Zalando Fashion-MNIST, 60000/10000 grayscale 28x28 (IDX files)",
+        ),
+        DatasetSpec(
+            "fashion-mnist-10k", (28, 28), 1, 10, ("train", "test"),
+            class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                         "Shirt", "Sneaker", "Bag", "Ankle boot"),
+            folder="fashion-mnist-10k",
+            description="Fashion-MNIST shipped with the repository: the first 10000 official "
+            "training images and the whole official test split (10000), SHA-256 checked",
         ),
         DatasetSpec(
             "cifar10", (32, 32), 3, 10, ("train", "test"),
@@ -151,7 +177,8 @@ ARCHIVES: dict[str, Archive] = {
     ),
 }
 
-_ALIASES = {"fashion_mnist": "fashion-mnist", "fmnist": "fashion-mnist", "cifar-10": "cifar10",
+_ALIASES = {"fashion_mnist": "fashion-mnist", "fashion_mnist_10k": "fashion-mnist-10k",
+            "fmnist": "fashion-mnist", "cifar-10": "cifar10",
             "cifar-100": "cifar100", "stl-10": "stl10", "tiny_imagenet": "tiny-imagenet",
             "image_folder": "image-folder", "imagefolder": "image-folder"}  # fmt: skip
 
@@ -197,7 +224,7 @@ def download_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Pa
 
 
 def load_dataset(
-    name: str = "fashion-mnist",
+    name: str = "fashion-mnist-10k",
     data_dir: str | os.PathLike | None = None,
     split: str = "train",
     download: bool = False,
@@ -212,16 +239,17 @@ def load_dataset(
         split: one of ``get_spec(name).splits``. ``"test"`` means ``"val"`` for Tiny ImageNet,
             and for an image folder that has ``val/`` but no ``test/``.
         download: fetch a missing CIFAR-10/100, STL-10 or Tiny ImageNet archive from its
-            official URL (MD5 checked). Fashion-MNIST falls back to Keras' download whether
-            or not it is set.
+            official URL (MD5 checked); a missing Fashion-MNIST through Keras' download.
         image_size: ``(H, W)`` to resize image-folder images to (image folders only).
 
     Returns:
         ``images`` uint8 ``(N, H, W, C)`` and ``labels`` int64 ``(N,)``.
 
     Raises:
-        ValueError: unknown name or split, or a corrupt file.
-        FileNotFoundError: the files are not where they were looked for.
+        ValueError: unknown name or split, or a corrupt file (``ChecksumError`` for a shipped
+            file whose SHA-256 is wrong).
+        DatasetNotFoundError: the files are not where they were looked for (a
+            ``FileNotFoundError``; the message names the remedies).
     """
     spec = get_spec(name)
     if not isinstance(split, str):
@@ -259,7 +287,7 @@ def _locate(spec: DatasetSpec, data_dir: Path | None, marker: str, download: boo
     if download:
         return download_dataset(spec.name, root)
     hint = f" or pass download=True (--download) to fetch it into {root}"
-    raise FileNotFoundError(
+    raise DatasetNotFoundError(
         f"{spec.name}: {marker!r} not found in {' or '.join(map(str, candidates))}; "
         f"put the extracted {spec.folder}/ there, pass data_dir (--data-dir),"
         + (hint if spec.name in ARCHIVES else " ")
@@ -300,16 +328,67 @@ def _load_fashion_mnist(spec, data_dir, split, download, image_size) -> Arrays:
             return _formats.read_idx_pair(images, labels)
     searched = " and ".join(map(str, folders))
     if data_dir is not None:
-        raise FileNotFoundError(
+        raise DatasetNotFoundError(
             f"fashion-mnist: {_FMNIST_FILES[split][0]}[.gz] and its labels not found in {searched}"
+        )
+    remedies = (
+        "install the Debian package (sudo apt-get install dataset-fashion-mnist), put the IDX "
+        f"files in {folders[1]} or pass data_dir (--data-dir), or use the subset shipped with "
+        "the repository (--dataset fashion-mnist-10k, the default run's)"
+    )
+    if not download:
+        raise DatasetNotFoundError(
+            f"fashion-mnist: not found in {searched}; {remedies}, or pass download=True "
+            "(--download) to fetch it through Keras"
         )
     try:
         return _load_fashion_mnist_keras(split)
     except Exception as exc:  # ImportError, or any network error from Keras' get_file
-        raise FileNotFoundError(
+        raise DatasetNotFoundError(
             f"fashion-mnist: not found in {searched}, and Keras' download failed ({exc}); "
-            "install the Debian package dataset-fashion-mnist or pass data_dir (--data-dir)"
+            + remedies
         ) from exc
+
+
+def _shipped_checksums(folder: Path) -> dict[str, str]:
+    """SHA-256 of each shipped file, from ``SHA256SUMS`` beside the files (``sha256sum``)."""
+    sums = folder / "SHA256SUMS"
+    if not sums.is_file():
+        raise DatasetNotFoundError(
+            f"{sums} is missing: restore reference/datasets/ from the repository (git checkout)"
+        )
+    out = {}
+    for line in sums.read_text().splitlines():
+        if line.strip():
+            digest, name = line.split(maxsplit=1)
+            out[name.lstrip("*")] = digest.lower()
+    return out
+
+
+def _verified(folder: Path, name: str, checksums: dict[str, str]) -> Path:
+    """``folder/name`` after checking its SHA-256 against ``SHA256SUMS``."""
+    path = folder / name
+    if not path.is_file():
+        raise DatasetNotFoundError(
+            f"{path} is missing: restore reference/datasets/ from the repository (git checkout)"
+        )
+    expected = checksums.get(name)
+    if expected is None:
+        raise ChecksumError(f"{path} has no entry in {folder / 'SHA256SUMS'}")
+    _download.verify(path, Archive(url="", filename=name, folder="", sha256=expected))
+    return path
+
+
+def _load_fashion_mnist_10k(spec, data_dir, split, download, image_size) -> Arrays:
+    if data_dir is not None:
+        raise ValueError(
+            "fashion-mnist-10k is shipped with the repository and takes no data_dir "
+            "(--data-dir); for Fashion-MNIST files of your own use --dataset fashion-mnist"
+        )
+    folder = SHIPPED_DIR / spec.folder
+    checksums = _shipped_checksums(folder)
+    images, labels = (_verified(folder, stem + ".gz", checksums) for stem in _FMNIST_FILES[split])
+    return _formats.read_idx_pair(images, labels)
 
 
 def _load_cifar10(spec, data_dir, split, download, image_size) -> Arrays:
@@ -349,6 +428,7 @@ def _load_digits(spec, data_dir, split, download, image_size) -> Arrays:
 
 _LOADERS = {
     "fashion-mnist": _load_fashion_mnist,
+    "fashion-mnist-10k": _load_fashion_mnist_10k,
     "cifar10": _load_cifar10,
     "cifar100": _load_cifar100,
     "stl10": _load_stl10,

@@ -11,9 +11,9 @@ from __future__ import annotations
 import keras
 from sparsehead.adapters.keras import L21, ProjectionHead
 
-__all__ = ["HEADS", "build_head", "regularized_kernel"]
+from .names import HEADS
 
-HEADS = ("mlp", "linear", "identity")
+__all__ = ["HEADS", "build_head", "regularized_kernel"]
 
 
 def build_head(kind: str, hidden_dim: int, output_dim: int, l21: float) -> keras.layers.Layer:

@@ -19,6 +19,8 @@ import keras
 from keras import ops
 from sparsehead.adapters.keras import barlow_twins_loss, byol_loss, info_nce
 
+from .names import METHODS
+
 __all__ = ["BYOL", "METHODS", "BarlowTwins", "SimCLR"]
 
 
@@ -143,6 +145,3 @@ def mlp_predictor(hidden_dim: int, output_dim: int) -> keras.Sequential:
         ],
         name="predictor",
     )
-
-
-METHODS = ("simclr", "byol", "barlow-twins")

@@ -33,7 +33,7 @@ if __package__ in (None, ""):  # run as a script
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from reference.cli import config_from_args
-from reference.methods import METHODS
+from reference.names import METHODS
 from reference.report import plot_spectra, write_json
 from reference.stats import NO_INTERVAL, paired_difference, verdict
 

@@ -13,12 +13,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
-from reference.cli import config_from_args
-from reference.training import run
+from reference import cli
 
 
 def main(argv=None) -> dict:
-    return run(config_from_args("barlow-twins", argv))
+    return cli.main("barlow-twins", argv)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from .heads import build_head, regularized_kernel
 from .methods import BYOL, BarlowTwins, SimCLR, mlp_predictor
 from .report import plot_group_norms, plot_spectra, summary, versions, write_json
 
-__all__ = ["TwoViews", "run"]
+__all__ = ["TwoViews", "run", "spectra_title"]
 
 # Environment variables that change speed or numerics, recorded with each run's results.
 _SETTINGS = ("KERAS_BACKEND", "TF_ENABLE_ONEDNN_OPTS", "SPARSEHEAD_NUM_THREADS", "XLA_FLAGS")
@@ -86,11 +86,13 @@ class TwoViews(keras.utils.PyDataset):
 
 class _History(keras.callbacks.Callback):
     """Appends each completed epoch's logs (loss, head sparsity from `SparsityMonitor`,
-    seconds) to `history.json`, so that an interrupted run keeps its history."""
+    seconds) to `history.json`, so that an interrupted run keeps its history; with `echo`,
+    also prints one plain line per epoch (what a log file gets instead of the progress bar)."""
 
-    def __init__(self, path: Path, history: list):
+    def __init__(self, path: Path, history: list, echo: bool = False, epochs: int = 0):
         super().__init__()
         self.path, self.history = path, history
+        self.echo, self.epochs = echo, epochs
         self._t0 = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -101,6 +103,14 @@ class _History(keras.callbacks.Callback):
         entry.update({k: float(v) for k, v in (logs or {}).items()})
         self.history.append(entry)
         write_json(self.path, self.history)
+        if self.echo:
+            print(_epoch_line(entry, self.epochs), flush=True)
+
+
+def _epoch_line(entry: dict, epochs: int) -> str:
+    """`epoch 3/10: loss 4.8123, head_l21 0.91, ... (12.3 s)`: plain text, no `\\r`."""
+    logs = ", ".join(f"{k} {v:.4g}" for k, v in entry.items() if k not in ("epoch", "seconds"))
+    return f"epoch {entry['epoch']}/{epochs}: {logs} ({entry['seconds']:.1f} s)"
 
 
 def _check(cfg: dict) -> None:
@@ -145,7 +155,9 @@ def _build(cfg: dict, input_shape) -> tuple[keras.Model, keras.layers.Layer]:
     if method == "simclr":
         model = SimCLR(backbone, head, temperature=cfg["temperature"], name="simclr")
     elif method == "barlow-twins":
-        model = BarlowTwins(backbone, head, name="barlow_twins")
+        model = BarlowTwins(
+            backbone, head, lambda_offdiag=cfg.get("lambda_offdiag", 5e-3), name="barlow_twins"
+        )
     elif method == "byol":
         target_backbone, target_head = pair()
         target_backbone.name = "target_" + target_backbone.name
@@ -156,6 +168,7 @@ def _build(cfg: dict, input_shape) -> tuple[keras.Model, keras.layers.Layer]:
             mlp_predictor(cfg["head_hidden"], dim),
             target_backbone,
             target_head,
+            tau=cfg.get("tau", 0.99),
             name="byol",
         )
     else:
@@ -220,6 +233,12 @@ def run(cfg: dict, callbacks=(), verbose: int = 1) -> dict:
         # The saved settings win; only the number of epochs may be raised on resume.
         epochs = cfg["epochs"] if cfg.get("epochs_given", True) else saved["epochs"]
         cfg = {**saved, **keep, "epochs": epochs}
+        backup = out / "checkpoints" / "backup" / "training_metadata.json"
+        if (out / "results.json").exists() and not backup.exists():
+            raise ValueError(
+                f"resume: the run in {out} completed ({saved['epochs']} epochs) and keeps no "
+                "backup state; start a new run (e.g. with more --epochs) in another --out"
+            )
     cfg.pop("epochs_given", None)
     if not cfg["resume"]:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
@@ -279,12 +298,15 @@ def run(cfg: dict, callbacks=(), verbose: int = 1) -> dict:
         cbs.append(ProximalL21(kernel, cfg["l21"]))
     if kernel is not None:
         cbs.append(SparsityMonitor(kernel))
-    cbs += [_History(history_path, history), *callbacks]
+    # A progress bar on a terminal; a plain line per epoch in a pipe or a log file (the bar's
+    # `\r` and colour codes would fill it).
+    talk = bool(verbose) and not cfg.get("quiet")
+    bar = talk and sys.stdout.isatty()
+    cbs += [_History(history_path, history, echo=talk and not bar, epochs=cfg["epochs"])]
+    cbs += list(callbacks)
 
     t_train = time.perf_counter()
-    model.fit(
-        views, epochs=cfg["epochs"], callbacks=cbs, verbose=0 if cfg.get("quiet") else verbose
-    )
+    model.fit(views, epochs=cfg["epochs"], callbacks=cbs, verbose=1 if bar else 0)
     train_seconds = time.perf_counter() - t_train
     model.save_weights(str(ckpt / "final.weights.h5"))
 
@@ -296,7 +318,7 @@ def run(cfg: dict, callbacks=(), verbose: int = 1) -> dict:
     plot_spectra(
         out / "spectra.png",
         {"trained": spectra, "random init": random_init_spectra},
-        title=f"{cfg['method']}, l21={cfg['l21']}",
+        title=spectra_title(cfg),
     )
     if "group_norms" in spectra:
         plot_group_norms(out / "group_norms.png", spectra["group_norms"])
@@ -332,9 +354,19 @@ def run(cfg: dict, callbacks=(), verbose: int = 1) -> dict:
         },
     }
     write_json(out / "results.json", results)
+    # The run is complete: the backup state was only for resuming an interrupted one.
+    shutil.rmtree(ckpt / "backup", ignore_errors=True)
     if verbose:
         print(summary(results), file=sys.stdout, flush=True)
     return results
+
+
+def spectra_title(cfg: dict) -> str:
+    """The spectra plot's title: method, and how SparseHead was applied (or that it was off)."""
+    if not cfg["l21"]:
+        return f"{cfg['method']}, no SparseHead (l21=0)"
+    how = "proximal step" if cfg["proximal"] else "penalty"
+    return f"{cfg['method']}, SparseHead {how} l21={cfg['l21']:g}"
 
 
 def accuracies(results: dict) -> dict[str, float]:

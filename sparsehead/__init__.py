@@ -7,6 +7,9 @@ names (`sparsehead.L21`, ...) load `sparsehead.adapters.keras`, and so Keras, on
 
 from __future__ import annotations
 
+import sys as _sys
+
+from ._hints import install_adapters_hint as _install_adapters_hint
 from .geometry import min_max_distance_ratio
 from .groups import (
     group_norms,
@@ -43,13 +46,22 @@ __all__ = [
 ]
 
 
+_install_adapters_hint()  # a missing sparsehead.adapters says how to install it
+
+
 def __getattr__(name: str):
     if name in _KERAS_NAMES:
-        from .adapters import keras as keras_adapter
+        try:
+            from .adapters import keras as keras_adapter
+        except ModuleNotFoundError as exc:
+            from ._hints import keras_missing
 
+            raise (keras_missing(name, exc) or exc) from exc
         return getattr(keras_adapter, name)
     raise AttributeError(f"module 'sparsehead' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_KERAS_NAMES))
+    # The public names and submodules only (not `annotations` from __future__, nor helpers).
+    modules = {n for n, v in globals().items() if not n.startswith("_") and type(v) is type(_sys)}
+    return sorted({*__all__, "__version__", *modules})

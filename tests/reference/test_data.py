@@ -271,19 +271,24 @@ def test_fashion_mnist_source_order(tmp_path, monkeypatch):
     system = _write_fmnist(tmp_path / "system")
     monkeypatch.setattr(data, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "system")
     monkeypatch.setattr(data, "_load_fashion_mnist_keras", _keras_must_not_be_called)
-    x, _ = data.load_dataset()  # the defaults: fashion-mnist, train
+    x, _ = data.load_dataset("fashion-mnist")  # train
     np.testing.assert_array_equal(x, system["train"][0])
 
-    # No system package: the default data folder, then Keras.
+    # No system package: the default data folder, then (download=True only) Keras.
     monkeypatch.setattr(data, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "absent")
     cached = _write_fmnist(data.default_data_dir() / "fashion-mnist")
-    np.testing.assert_array_equal(data.load_dataset(split="test")[0], cached["test"][0])
+    test_images = data.load_dataset("fashion-mnist", split="test")[0]
+    np.testing.assert_array_equal(test_images, cached["test"][0])
 
     monkeypatch.setenv("SPARSEHEAD_DATA_DIR", str(tmp_path / "empty"))
+    with pytest.raises(data.DatasetNotFoundError) as missing:  # no download asked for
+        data.load_dataset("fashion-mnist")
+    for remedy in ("dataset-fashion-mnist", "--data-dir", "--download", "fashion-mnist-10k"):
+        assert remedy in str(missing.value)
     calls = []
     fake = (np.zeros((2, 28, 28, 1), np.uint8), np.array([3, 4], np.int64))
     monkeypatch.setattr(data, "_load_fashion_mnist_keras", lambda s: calls.append(s) or fake)
-    x, y = data.load_dataset(split="test")
+    x, y = data.load_dataset("fashion-mnist", split="test", download=True)
     assert calls == ["test"] and x.shape == (2, 28, 28, 1) and list(y) == [3, 4]
 
     def offline(split):
@@ -291,7 +296,7 @@ def test_fashion_mnist_source_order(tmp_path, monkeypatch):
 
     monkeypatch.setattr(data, "_load_fashion_mnist_keras", offline)
     with pytest.raises(FileNotFoundError, match="Keras' download failed"):
-        data.load_dataset()
+        data.load_dataset("fashion-mnist", download=True)
 
 
 @pytest.mark.parametrize(

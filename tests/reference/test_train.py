@@ -88,7 +88,7 @@ def test_presets_carry_the_paper_settings_and_flags_override_them():
     assert PRESETS["paper-tiny-imagenet"]["lr"] == 2e-3
     cfg = config_from_args("simclr", ["--preset", "paper-cifar10", "--epochs", "3", "--l21", "0"])
     assert cfg["epochs"] == 3 and cfg["l21"] == 0.0
-    assert config_from_args("byol", [])["dataset"] == DEFAULTS["dataset"] == "fashion-mnist"
+    assert config_from_args("byol", [])["dataset"] == DEFAULTS["dataset"] == "fashion-mnist-10k"
 
 
 def test_bad_settings_raise_value_errors(tmp_path):
