@@ -15,6 +15,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from ._torch_dist import whole
 from ._torch_ops import _check_weight, _norms_keepdim, l21_prox_
 
 __all__ = ["ProximalL21"]
@@ -122,7 +123,7 @@ class ProximalL21:
         v = state[key].to(torch.float64 if p.dtype == torch.float64 else torch.float32)
         d = (v / (1 - beta2**step)).sqrt() + float(group["eps"])
         dims = tuple(i for i in range(p.ndim) if i != ax)
-        return d.mean(dim=dims)
+        return whole(d.mean(dim=dims))  # (G,), plain: a sharded state is reduced first
 
     @torch.no_grad()
     def step(self) -> None:
@@ -138,6 +139,6 @@ class ProximalL21:
     def zero_groups(self) -> list[int]:
         """The number of exactly-zero groups in each chosen parameter."""
         return [
-            int((_norms_keepdim(p, ax) == 0).sum())
+            int((whole(_norms_keepdim(p, ax)) == 0).sum())
             for p, ax in zip(self.params, self._axes, strict=True)
         ]

@@ -6,12 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 import sparsehead as sh
 from tests.tolerances import assert_close
 
 from . import ddp_worker
+
+pytestmark = pytest.mark.multiprocess
 
 
 def test_ddp_matches_single_process_full_batch(tmp_path):
