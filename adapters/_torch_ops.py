@@ -18,6 +18,8 @@ import torch
 
 from sparsehead._validation import check_group_axis
 
+from ._torch_dist import like, whole
+
 __all__ = ["group_norms", "l21_penalty", "l21_prox", "l21_prox_"]
 
 
@@ -63,7 +65,7 @@ def group_norms(weight: torch.Tensor, group_axis: int = -1) -> torch.Tensor:
         Shape `(weight.shape[group_axis],)`; float32 for float16/bfloat16/float32, else float64.
     """
     ax = _check_weight(weight, group_axis)
-    return _norms_keepdim(weight, ax).reshape(weight.shape[ax])
+    return whole(_norms_keepdim(weight, ax)).reshape(weight.shape[ax])
 
 
 def l21_penalty(weight: torch.Tensor, group_axis: int = -1) -> torch.Tensor:
@@ -74,7 +76,7 @@ def l21_penalty(weight: torch.Tensor, group_axis: int = -1) -> torch.Tensor:
     under autocast; the gradient reaching `weight` is in `weight`'s dtype.
     """
     ax = _check_weight(weight, group_axis)
-    return _norms_keepdim(weight, ax).sum()
+    return whole(_norms_keepdim(weight, ax).sum())
 
 
 def _factor(weight: torch.Tensor, ax: int, threshold: float | torch.Tensor) -> torch.Tensor:
@@ -88,7 +90,7 @@ def _factor(weight: torch.Tensor, ax: int, threshold: float | torch.Tensor) -> t
                     f"threshold must be a scalar or have one entry per group "
                     f"({weight.shape[ax]}); got shape {tuple(t.shape)}"
                 )
-            t = t.reshape(g.shape)
+            t = like(t.reshape(g.shape), g)
     else:
         if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
             raise TypeError(f"threshold must be a real number; got {type(threshold).__name__}")

@@ -7,6 +7,7 @@ Unlike the penalty's subgradient, it sets weak groups to exactly 0.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from collections.abc import Iterable
@@ -15,6 +16,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from ._torch_dist import on_state_owner, whole
 from ._torch_ops import _check_weight, _norms_keepdim, l21_prox_
 
 __all__ = ["ProximalL21"]
@@ -110,7 +112,13 @@ class ProximalL21:
         return out
 
     def _adam_denominator(self, p: torch.Tensor, ax: int, group: dict) -> torch.Tensor:
-        state = self.optimizer.state.get(p, {})
+        # under ZeroRedundancyOptimizer only the owner rank holds the state: it computes, sends
+        acc = torch.float64 if p.dtype == torch.float64 else torch.float32
+        compute = functools.partial(self._local_adam_denominator, p, ax)
+        return on_state_owner(self.optimizer, p, compute, p.shape[ax], acc)
+
+    def _local_adam_denominator(self, p, ax: int, optimizer, group: dict) -> torch.Tensor:
+        state = optimizer.state.get(p, {})
         key = "max_exp_avg_sq" if group.get("amsgrad") else "exp_avg_sq"
         if key not in state or "step" not in state:
             raise ValueError(
@@ -122,7 +130,7 @@ class ProximalL21:
         v = state[key].to(torch.float64 if p.dtype == torch.float64 else torch.float32)
         d = (v / (1 - beta2**step)).sqrt() + float(group["eps"])
         dims = tuple(i for i in range(p.ndim) if i != ax)
-        return d.mean(dim=dims)
+        return whole(d.mean(dim=dims))  # (G,), plain: a sharded state is reduced first
 
     @torch.no_grad()
     def step(self) -> None:
@@ -138,6 +146,6 @@ class ProximalL21:
     def zero_groups(self) -> list[int]:
         """The number of exactly-zero groups in each chosen parameter."""
         return [
-            int((_norms_keepdim(p, ax) == 0).sum())
+            int((whole(_norms_keepdim(p, ax)) == 0).sum())
             for p, ax in zip(self.params, self._axes, strict=True)
         ]

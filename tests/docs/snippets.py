@@ -25,7 +25,12 @@ SKIP = re.compile(r"^\s*<!--\s*skip(?::\s*(?P<reason>.*?))?\s*-->\s*$")
 
 # names of the top-level `sparsehead` package that load an adapter, and so a framework
 _LAZY_KERAS = {"L21", "ProjectionHead", "ProximalL21", "SparsityMonitor"}
-_ADAPTER_NEEDS = {"keras": ("keras",), "torch": ("torch",), "optax": ("jax", "optax")}
+_ADAPTER_NEEDS = {
+    "keras": ("keras",),
+    "torch": ("torch",),
+    "optax": ("jax", "optax"),
+    "lightning": ("torch", "lightning"),
+}
 
 
 @dataclass

@@ -1,7 +1,10 @@
 """Train a tiny head with SparseHead under DistributedDataParallel: 2 gloo processes on CPU.
 
 Run by `test_torch_ddp.py` as `python ddp_worker.py OUT_FILE`: each rank trains on its half of
-a batch (penalty in the loss, prox after each step); rank 0 saves every rank's final weight.
+a batch (penalty in the loss, prox after each step), once with Adam and once with Adam under
+`ZeroRedundancyOptimizer` (each rank holds the Adam state of its own partition only); rank 0
+saves every rank's final head weight for both runs, and what `ProximalL21.step()` raised on
+each rank when called under ZeRO before any optimizer step (no state anywhere yet).
 """
 
 from __future__ import annotations
@@ -29,9 +32,16 @@ def batch() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(16, 6, generator=g), torch.randn(16, 4, generator=g)
 
 
-def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> nn.Module:
+def zero_adam(params) -> torch.optim.Optimizer:
+    from torch.distributed.optim import ZeroRedundancyOptimizer
+
+    return ZeroRedundancyOptimizer(params, optimizer_class=torch.optim.Adam, lr=LR)
+
+
+def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, make_optimizer=None) -> nn.Module:
     """Adam on `mse + LAM * ||W||_{2,1}` (last layer) with the Adam-scaled prox; returns it."""
-    opt = torch.optim.Adam(model.parameters(), lr=LR)
+    params = model.parameters()
+    opt = torch.optim.Adam(params, lr=LR) if make_optimizer is None else make_optimizer(params)
     head = model.module[2] if hasattr(model, "module") else model[2]
     ProximalL21(opt, LAM, head, precondition="adam").attach()
     for _ in range(STEPS):
@@ -49,14 +59,32 @@ def worker(rank: int, port: int, out_file: str) -> None:
     try:
         x, y = batch()
         half = slice(rank * 8, (rank + 1) * 8)
-        model = train(nn.parallel.DistributedDataParallel(build()), x[half], y[half])
-        w = model.module[2].weight.detach().contiguous()
-        gathered = [torch.empty_like(w) for _ in range(WORLD)]
-        dist.all_gather(gathered, w)
+        result = {"errors": _zero_before_step()}
+        for name, make_optimizer in (("ddp", None), ("zero", zero_adam)):
+            ddp = nn.parallel.DistributedDataParallel(build())
+            model = train(ddp, x[half], y[half], make_optimizer)
+            w = model.module[2].weight.detach().contiguous()
+            gathered = [torch.empty_like(w) for _ in range(WORLD)]
+            dist.all_gather(gathered, w)
+            result[name] = torch.stack(gathered)
+        errors = [None] * WORLD
+        dist.all_gather_object(errors, result["errors"])
+        result["errors"] = errors
         if rank == 0:
-            torch.save(torch.stack(gathered), out_file)
+            torch.save(result, out_file)
     finally:
         dist.destroy_process_group()
+
+
+def _zero_before_step() -> str | None:
+    """What `ProximalL21(precondition="adam").step()` raises under ZeRO with no state yet."""
+    model = build()
+    prox = ProximalL21(zero_adam(model.parameters()), LAM, model[2], precondition="adam")
+    try:
+        prox.step()
+    except ValueError as e:
+        return str(e)
+    return None
 
 
 def free_port() -> int:

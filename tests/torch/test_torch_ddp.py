@@ -1,4 +1,4 @@
-"""SparseHead under DistributedDataParallel (gloo, two processes on one CPU)."""
+"""SparseHead under DistributedDataParallel and ZeroRedundancyOptimizer (gloo, 2 processes, CPU)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 import sparsehead as sh
@@ -13,9 +14,12 @@ from tests.tolerances import assert_close
 
 from . import ddp_worker
 
+pytestmark = pytest.mark.multiprocess
 
-def test_ddp_matches_single_process_full_batch(tmp_path):
-    out = tmp_path / "weights.pt"
+
+@pytest.fixture(scope="module")
+def ddp_result(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ddp") / "weights.pt"
     run = subprocess.run(
         [sys.executable, str(Path(ddp_worker.__file__)), str(out)],
         capture_output=True,
@@ -23,7 +27,11 @@ def test_ddp_matches_single_process_full_batch(tmp_path):
         timeout=180,
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    ranks = torch.load(out)
+    return torch.load(out)
+
+
+def test_ddp_matches_single_process_full_batch(ddp_result):
+    ranks = ddp_result["ddp"]
     assert torch.equal(ranks[0], ranks[1])  # the prox keeps the replicas identical
     # Equal halves and a mean loss: DDP's averaged gradient is the full batch's gradient, and
     # the penalty's gradient is the same on both ranks.
@@ -33,3 +41,20 @@ def test_ddp_matches_single_process_full_batch(tmp_path):
     zero = sh.group_norms(reference, -1) == 0
     assert zero.any()  # the prox acted: some groups are exactly 0, on every rank alike
     assert (ranks[0].numpy()[:, zero] == 0).all()
+
+
+def test_zero_adam_prox_matches_plain_adam(ddp_result):
+    """Under ZeroRedundancyOptimizer the Adam-aware threshold is read on the rank that owns the
+    state and sent to the others: the weights are those of plain Adam on the full batch."""
+    ranks = ddp_result["zero"]
+    assert torch.equal(ranks[0], ranks[1])
+    x, y = ddp_worker.batch()
+    reference = ddp_worker.train(ddp_worker.build(), x, y)[2].weight.detach().numpy()
+    assert_close(ranks[0].numpy(), reference, "float32", atol_scale=abs(reference).max())
+    zero = sh.group_norms(reference, -1) == 0
+    assert zero.any() and (ranks[0].numpy()[:, zero] == 0).all()
+
+
+def test_zero_adam_prox_without_state_raises_on_every_rank(ddp_result):
+    for message in ddp_result["errors"]:  # one per rank: the owner's and the other's
+        assert message is not None and "optimizer.step()" in message, ddp_result["errors"]

@@ -1,0 +1,98 @@
+"""The SparseHead Lightning callback in a real `Trainer` on CPU, against plain PyTorch loops."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from sparsehead.adapters.lightning import SparseHead
+
+import sparsehead as sh
+from tests.tolerances import assert_close
+
+from . import lightning_worker as lw
+
+
+def _close(actual: torch.Tensor, expected: torch.Tensor) -> None:
+    e = expected.numpy()
+    assert_close(actual.numpy(), e, "float32", atol_scale=float(abs(e).max()))
+
+
+@pytest.mark.parametrize(
+    ("mode", "precondition", "expected"),
+    [
+        ("penalty", "auto", (True, None)),
+        ("prox", "auto", (False, "adam")),  # Adam: "auto" is the Adam-aware threshold
+        ("prox", "lr", (False, "lr")),
+    ],
+)
+def test_callback_matches_plain_loop_with_accumulation(mode, precondition, expected):
+    model, trainer = lw.fit(
+        [SparseHead("net.2", lw.L21, mode=mode, precondition=precondition)],
+        batch_size=8,
+        devices=1,
+    )
+    assert trainer.global_step == lw.STEPS  # 8 batches, accumulate 2: 4 optimizer steps
+    _close(model.net[2].weight.detach(), lw.reference(*expected, batch_size=8))
+    assert "training_step" not in vars(model)  # the wrapper is gone after fit
+
+
+def test_logged_measures_are_those_of_the_final_weight():
+    model, trainer = lw.fit([SparseHead("net.2", 0.5, mode="prox", log_every_n_steps=2)], 8)
+    w = model.net[2].weight.detach().numpy()
+    summary = sh.sparsity_summary(w, group_axis=-1)  # the core, on the full weight
+    assert summary["zero_groups"] > 0  # the measures are not trivially 0
+    logged = trainer.callback_metrics
+    for key in ("l21", "groups_95_energy", "frac_below_1pct", "zero_groups"):
+        assert_close(float(logged[f"sparsehead/net.2.weight/{key}"]), summary[key], "float32")
+
+
+def test_penalty_mode_rejects_a_step_without_loss():
+    class NoLoss(lw.Net):
+        def training_step(self, batch, batch_idx):
+            return {"loss_value": super().training_step(batch, batch_idx)}
+
+    cb = SparseHead("net.2", 1e-3)
+    trainer = lw.pl.Trainer(max_steps=1, accelerator="cpu", logger=False, callbacks=[cb])
+    with pytest.raises(TypeError, match="'loss' tensor"):
+        trainer.fit(NoLoss(), lw.DataLoader(lw.data(), batch_size=8))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"l21": -1.0}, ValueError, "l21 must be finite"),
+        ({"l21": "1"}, TypeError, "l21 must be a real"),
+        ({"mode": "both"}, ValueError, "mode must be one of"),
+        ({"precondition": None}, ValueError, "precondition must be one of"),
+        ({"log_every_n_steps": -1}, ValueError, "log_every_n_steps must be >= 0"),
+    ],
+)
+def test_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        SparseHead("net.2", **{"l21": 1e-3, **kwargs})
+
+
+@pytest.mark.multiprocess
+def test_ddp_two_processes_with_accumulation_matches_one_process(tmp_path):
+    out = tmp_path / "result.pt"
+    run = subprocess.run(
+        [sys.executable, str(Path(lw.__file__)), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    ranks = [torch.load(f"{out}.rank{r}") for r in range(2)]
+    assert torch.equal(ranks[0]["weight"], ranks[1]["weight"])  # the replicas stay identical
+    # rank r has the samples r, r+2, ...: the two ranks' batches of 4 are one batch of 8, and
+    # DDP's average of two mean losses is the mean over the 8
+    expected = lw.reference(penalty=True, prox="adam", batch_size=8)
+    _close(ranks[0]["weight"], expected)
+    zero = (expected == 0).all(dim=0)
+    assert zero.any() and (ranks[0]["weight"][:, zero] == 0).all()
+    assert ranks[0]["metrics"]["sparsehead/net.2.weight/zero_groups"] == int(zero.sum())
