@@ -7,6 +7,8 @@ names (`sparsehead.L21`, ...) load `sparsehead.adapters.keras`, and so Keras, on
 
 from __future__ import annotations
 
+import sys as _sys
+
 from .geometry import min_max_distance_ratio
 from .groups import (
     group_norms,
@@ -53,3 +55,24 @@ def __getattr__(name: str):
 
 def __dir__():
     return sorted(set(globals()) | set(_KERAS_NAMES))
+
+
+def _register_keras_classes() -> None:
+    """Register `L21` and `ProjectionHead` with Keras' serialization if Keras is imported.
+
+    `keras.saving.load_model` finds `"sparsehead>L21"` only in Keras' registry, which the
+    adapter's decorators fill when `sparsehead.adapters.keras` is imported. Importing the
+    adapter here, only when the user has already imported Keras, makes `import keras,
+    sparsehead` enough to load a `.keras` file, and never imports a framework otherwise.
+    (With `import sparsehead` *before* `import keras`, import `sparsehead.adapters.keras`, or
+    touch `sparsehead.L21`, before loading.)
+    """
+    if "keras" not in _sys.modules:
+        return
+    try:
+        from .adapters import keras as _  # noqa: F401
+    except ImportError:  # e.g. a non-editable install run from the repository root
+        pass
+
+
+_register_keras_classes()
