@@ -10,7 +10,9 @@ kernel whose groups are its rows (`group_axis=-2`, the default here):
 
 Numerics: float16/bfloat16 leaves are accumulated in float32 (float64 stays float64); each
 group is divided by its largest magnitude before squaring, so no finite weight overflows or
-underflows. Everything is `jax.numpy`: it works under `jax.jit`, `jax.grad` and with sharded
+underflows. NaN and inf propagate as in `sqrt(sum(w**2))`: a group holding NaN has norm NaN
+(and so has the penalty), one holding inf and no NaN has norm inf, never 0. Everything is
+`jax.numpy`: it works under `jax.jit`, `jax.grad` and with sharded
 arrays (XLA adds the cross-device sums).
 
 This module imports jax and optax only.
@@ -63,9 +65,10 @@ def _norms_keepdim(x: jax.Array, group_axis: int) -> jax.Array:
     dims = tuple(d for d in range(x.ndim) if d != ax)
     # ||x|| = s * ||x / s|| for any s > 0: the scale is a constant for autodiff.
     peak = jax.lax.stop_gradient(jnp.max(jnp.abs(x), axis=dims, keepdims=True))
-    scale = jnp.where(peak > 0, peak, 1)
+    # Scale by 1 where the peak is 0, inf or NaN: inf / inf would turn an inf group into NaN.
+    scale = jnp.where((peak > 0) & (peak < jnp.inf), peak, 1)
     ss = jnp.sum(jnp.square(x / scale), axis=dims, keepdims=True)
-    nonzero = ss > 0
+    nonzero = ss != 0  # NaN != 0: a NaN group's norm is NaN (an inf group's inf), never 0
     # double `where`: sqrt never sees 0, so the gradient on a zero group is 0, not NaN
     return jnp.where(nonzero, scale * jnp.sqrt(jnp.where(nonzero, ss, 1)), 0)
 

@@ -127,3 +127,9 @@ def test_adam_preconditioning_needs_adam_state():
     opt.step()
     with pytest.raises(ValueError, match="needs Adam/AdamW state"):
         prox.step()
+
+
+def test_zero_groups_never_counts_a_nonfinite_group():
+    w = torch.tensor([[float("nan"), 0.0, float("inf"), 1.0], [1.0, 0.0, 0.0, 1.0]])
+    p = nn.Parameter(w)
+    assert ProximalL21(torch.optim.SGD([p], lr=0.1), 0.0, p).zero_groups() == [1]
