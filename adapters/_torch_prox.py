@@ -52,11 +52,6 @@ def is_adam_like(optimizer: torch.optim.Optimizer) -> bool:
 
 def _named(item, i: int, names: dict[int, str]) -> tuple[str, torch.Tensor, int]:
     """`(name, parameter, group axis inferred from its layout)` for one entry of `targets`."""
-    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
-        name, item = item  # a pair from select_parameters
-        if not isinstance(item, torch.Tensor):
-            raise TypeError(f"targets[{i}]: expected a (name, tensor) pair; got {type(item)}")
-        return name, item, -1
     if isinstance(item, nn.Module):
         weight = getattr(item, "weight", None)
         if not isinstance(weight, torch.Tensor):
@@ -90,9 +85,9 @@ class ProximalL21:
         optimizer: the optimizer that updates the chosen parameters.
         l21: `lambda >= 0`, the strength of `lambda * ||W||_{2,1}` (paper: 1e-4). `lam=` is its
             deprecated name.
-        targets: parameters, modules whose `.weight` is meant (e.g. `[model.head[-1]]`), or
-            the `(name, parameter)` pairs of `select_parameters`. `params=` is its deprecated
-            name.
+        targets: parameters, or modules whose `.weight` is meant (e.g. `[model.head[-1]]`).
+            Errors name a parameter by its qualified name when the optimizer was built from
+            `model.named_parameters()`. `params=` is its deprecated name.
         group_axis: the axis that names a group; `None` (default) infers it from a module
             target's type (`nn.Linear`: -1, `nn.Conv1d/2d/3d`: 1), and -1 for tensors.
         precondition: `"auto"` (default: `"adam"` for `torch.optim.Adam`/`AdamW`, `"lr"`
@@ -138,9 +133,7 @@ class ProximalL21:
             )
         if precondition == "auto":
             precondition = "adam" if is_adam_like(optimizer) else "lr"
-        if isinstance(targets, (torch.Tensor, nn.Module)) or (
-            isinstance(targets, tuple) and len(targets) == 2 and isinstance(targets[0], str)
-        ):
+        if isinstance(targets, (torch.Tensor, nn.Module)):
             targets = [targets]
         if not isinstance(targets, Iterable):
             raise TypeError(
