@@ -171,14 +171,14 @@ class ProximalL21(keras.callbacks.Callback):
         targets,
         l21: float = 1e-4,
         group_axis: int = -2,
-        precondition: str = MISSING,
+        precondition: str = "auto",
         *,
         scaling: str = MISSING,
     ):
         super().__init__()
-        if precondition is MISSING and scaling is MISSING:
-            precondition = "auto"
-        precondition = renamed("ProximalL21", "precondition", precondition, "scaling", scaling)
+        if scaling is not MISSING:  # the deprecated name; "auto" is also the default
+            given = MISSING if precondition == "auto" else precondition
+            precondition = renamed("ProximalL21", "precondition", given, "scaling", scaling)
         self.targets = list(targets) if isinstance(targets, (list, tuple)) else [targets]
         if not self.targets:
             raise ValueError("targets must name at least one layer or variable")
