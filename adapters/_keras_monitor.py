@@ -20,6 +20,18 @@ _KEYS = (
 )
 
 
+def _nonfinite_summary(w: np.ndarray, group_axis: int) -> dict[str, float]:
+    """The measures of a kernel holding NaN or inf: `sqrt(sum(w**2))` per group in float64,
+    so NaN and inf propagate into `l21` and no non-finite group counts as zero."""
+    x = np.moveaxis(w.astype(np.float64), group_axis, 0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        g = np.sqrt(np.sum(x.reshape(x.shape[0], -1) ** 2, axis=1))
+    out = dict.fromkeys(_KEYS, float("nan"))
+    out["l21"] = float(g.sum())
+    out["zero_groups"] = int(np.count_nonzero(g == 0))
+    return out
+
+
 class SparsityMonitor(keras.callbacks.Callback):
     """Logs, at the end of every epoch, whether SparseHead *selects* features or only *shrinks*.
 
@@ -36,6 +48,10 @@ class SparsityMonitor(keras.callbacks.Callback):
     the layer or the cosine inside InfoNCE/BYOL make free for the optimizer: a falling `l21`
     with flat scale-free measures is shrinkage, not selection. Computed with
     `sparsehead.sparsity_summary` on the kernel as NumPy (float64 accuracy).
+
+    A kernel holding NaN or inf (a diverged run) is never reported as sparse: `l21` is NaN
+    (inf if it holds inf and no NaN), the scale-free measures are NaN, and `zero_groups`
+    counts only the groups that are exactly 0.
 
     Args:
         target: a layer with a `kernel` (Dense, Conv, `ProjectionHead`) or a `keras.Variable`.
@@ -65,8 +81,10 @@ class SparsityMonitor(keras.callbacks.Callback):
         """The measures for the kernel's current value (keys without the prefix)."""
         if self._model is not None:
             _ = self.model  # on JAX this syncs the training state back into the variables
-        w = keras.ops.convert_to_numpy(keras.ops.cast(self._kernel().value, "float32"))
-        stats = sparsehead.sparsity_summary(np.asarray(w), self.group_axis)
+        w = np.asarray(keras.ops.convert_to_numpy(keras.ops.cast(self._kernel().value, "float32")))
+        if not np.isfinite(w).all():
+            return _nonfinite_summary(w, self.group_axis)
+        stats = sparsehead.sparsity_summary(w, self.group_axis)
         return {key: stats[key] for key in _KEYS}
 
     def on_epoch_end(self, epoch, logs=None):

@@ -35,16 +35,18 @@ def safe_norm(x, axis, keepdims: bool = False):
     """L2 norm of `x` over `axis` with a finite gradient at 0 (the minimum-norm subgradient 0).
 
     `||x|| = s * sqrt(sum((x / s)^2))` with `s = max|x|` (held constant, 1 where `x = 0`), and
-    `sqrt(where(ss > 0, ss, 1)) * (ss > 0)` so that a zero sum never reaches `sqrt`'s pole.
-    `x` must already be in its compute dtype.
+    `sqrt(where(ss != 0, ss, 1)) * (ss != 0)` so that a zero sum never reaches `sqrt`'s pole.
+    NaN and inf propagate as in `sqrt(sum(x**2))`: a group holding NaN has norm NaN, one
+    holding inf (and no NaN) has norm inf. `x` must already be in its compute dtype.
     """
     peak = ops.stop_gradient(ops.amax(ops.abs(x), axis=axis, keepdims=True))
-    scale = ops.where(peak > 0, peak, ops.ones_like(peak))
+    # Scale by 1 where the peak is 0, inf or NaN: inf / inf would turn an inf group into NaN.
+    scale = ops.where(ops.logical_and(peak > 0, peak < float("inf")), peak, ops.ones_like(peak))
     u = x / scale
     ss = ops.sum(u * u, axis=axis, keepdims=True)
-    positive = ss > 0
-    norm = scale * ops.sqrt(ops.where(positive, ss, ops.ones_like(ss)))
-    norm = norm * ops.cast(positive, norm.dtype)
+    nonzero = ss != 0  # NaN != 0: a NaN group's norm is NaN (an inf group's inf), never 0
+    norm = scale * ops.sqrt(ops.where(nonzero, ss, ops.ones_like(ss)))
+    norm = norm * ops.cast(nonzero, norm.dtype)
     return norm if keepdims else ops.squeeze(norm, axis=axis)
 
 

@@ -25,7 +25,8 @@ with `D_i` the optimizer's current diagonal preconditioner:
 
 This is the proximal step in the optimizer's metric with the metric averaged over each group
 (the exact prox of a group norm under a non-uniform diagonal metric has no closed form). With
-`scaling="lr"` the textbook `lr_t * lambda` is used for any optimizer.
+`precondition="lr"` the textbook `lr_t * lambda` is used for any optimizer; `"adam"` insists
+on an Adam-like optimizer (Adam, AdamW, Nadam).
 """
 
 from __future__ import annotations
@@ -33,12 +34,13 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from ._deprecation import MISSING, renamed
 from ._keras_ops import compute_dtype, group_norms
 from ._keras_regularizer import validate_factor, validate_group_axis
 
 __all__ = ["ProximalL21", "group_preconditioner", "l21_prox"]
 
-_SCALINGS = ("auto", "lr")
+_PRECONDITIONS = ("auto", "adam", "lr")
 
 
 def l21_prox(w, threshold, group_axis: int = -2):
@@ -86,7 +88,7 @@ def _kind(opt) -> str:
     raise ValueError(
         f"ProximalL21 does not know the preconditioner of {type(opt).__name__}; "
         "supported: SGD, Adam, AdamW, Nadam, RMSprop (centered=False). "
-        'Pass scaling="lr" for the textbook threshold lr * l21.'
+        'Pass precondition="lr" for the textbook threshold lr * l21.'
     )
 
 
@@ -143,7 +145,7 @@ class ProximalL21(keras.callbacks.Callback):
     `t_j = lr_t * l21 / mean_j(D)` for Adam/AdamW/Nadam/RMSprop, with `D` the optimizer's
     per-coordinate preconditioner (`(sqrt(v) + eps) / sqrt(1 - beta_2^k)` for Adam), so a
     given `l21` shrinks a group by about as much per step as the penalty's gradient would
-    under the same optimizer. `scaling="lr"` forces the textbook `lr_t * l21`.
+    under the same optimizer. `precondition="lr"` forces the textbook `lr_t * l21`.
 
     The step runs inside the compiled train step: during training the callback installs itself
     as the kernels' `constraint` (which Keras applies after each update on every backend) and
@@ -154,23 +156,37 @@ class ProximalL21(keras.callbacks.Callback):
             or a list of them.
         l21: the factor `lambda >= 0`.
         group_axis: the axis whose index names a group (-2 for Keras kernels).
-        scaling: `"auto"` (preconditioner-aware, default) or `"lr"`.
+        precondition: `"auto"` (default: the optimizer's preconditioner, as above; another
+            optimizer is a ValueError when training starts), `"adam"` (the same, but the
+            optimizer must be Adam, AdamW or Nadam) or `"lr"` (the textbook `lr_t * l21`).
+        scaling: deprecated name of `precondition` (`"auto"` or `"lr"`).
 
     Example:
         >>> head = ProjectionHead(512, 128, l21=0.0)
         >>> model.fit(x, callbacks=[ProximalL21(head, l21=1e-2)])
     """
 
-    def __init__(self, targets, l21: float = 1e-4, group_axis: int = -2, scaling: str = "auto"):
+    def __init__(
+        self,
+        targets,
+        l21: float = 1e-4,
+        group_axis: int = -2,
+        precondition: str = "auto",
+        *,
+        scaling: str = MISSING,
+    ):
         super().__init__()
+        if scaling is not MISSING:  # the deprecated name; "auto" is also the default
+            given = MISSING if precondition == "auto" else precondition
+            precondition = renamed("ProximalL21", "precondition", given, "scaling", scaling)
         self.targets = list(targets) if isinstance(targets, (list, tuple)) else [targets]
         if not self.targets:
             raise ValueError("targets must name at least one layer or variable")
         self.l21 = validate_factor(l21, "l21")
         self.group_axis = validate_group_axis(group_axis)
-        if scaling not in _SCALINGS:
-            raise ValueError(f"scaling must be one of {_SCALINGS}; got {scaling!r}")
-        self.scaling = scaling
+        if precondition not in _PRECONDITIONS:
+            raise ValueError(f"precondition must be one of {_PRECONDITIONS}; got {precondition!r}")
+        self.precondition = precondition
         self._installed: list = []
 
     def variables(self) -> list:
@@ -195,7 +211,7 @@ class ProximalL21(keras.callbacks.Callback):
             raise ValueError("ProximalL21 needs a compiled model with an optimizer")
         lr = ops.cast(opt.learning_rate, "float32")
         t = lr * self.l21
-        if self.scaling == "auto":
+        if self.precondition != "lr":
             d = group_preconditioner(opt, variable, self.group_axis)
             if d is not None:
                 t = t / ops.cast(d, "float32")
@@ -209,8 +225,13 @@ class ProximalL21(keras.callbacks.Callback):
         opt = _unwrap(self.model.optimizer)
         if getattr(opt, "gradient_accumulation_steps", None):
             raise ValueError("ProximalL21 does not support gradient_accumulation_steps")
-        if self.scaling == "auto":
-            _kind(opt)  # fail here, before anything is installed or traced
+        if self.precondition != "lr":
+            kind = _kind(opt)  # fail here, before anything is installed or traced
+            if self.precondition == "adam" and kind not in ("adam", "nadam"):
+                raise ValueError(
+                    f'ProximalL21(precondition="adam") needs Adam, AdamW or Nadam; got '
+                    f'{type(opt).__name__} (use precondition="auto" or "lr")'
+                )
         variables = self.variables()
         for v in variables:
             if v.constraint is not None:
@@ -227,3 +248,8 @@ class ProximalL21(keras.callbacks.Callback):
         self._installed = []
         # Do not let a later fit() reuse the function compiled with the prox inside.
         self.model.train_function = None
+
+    @property
+    def scaling(self) -> str:
+        """Deprecated name of `precondition` (`"adam"` reads as `"auto"`)."""
+        return "lr" if self.precondition == "lr" else "auto"

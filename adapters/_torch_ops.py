@@ -8,6 +8,8 @@ Numerics: float16/bfloat16 weights are accumulated in float32, float64 stays flo
 group is divided by its largest magnitude before squaring, so no finite weight overflows or
 underflows. The norm's gradient is the minimum-norm subgradient: `W_j / ||W_j||_2`, and exactly
 0 on a group that is exactly 0 (the double-`where` keeps `sqrt` away from 0, so no NaN).
+NaN and inf propagate as in `sqrt(sum(w**2))`: a group holding NaN has norm NaN (and so has
+the penalty), a group holding inf and no NaN has norm inf; neither is ever reported as 0.
 """
 
 from __future__ import annotations
@@ -47,9 +49,10 @@ def _norms_keepdim(weight: torch.Tensor, ax: int) -> torch.Tensor:
     # The scale is a constant for autograd: ||x|| = s * ||x / s|| for any s > 0, so the
     # gradient is still x / ||x||; detaching it keeps amax's subgradient out of the graph.
     peak = x.detach().abs().amax(dim=dims, keepdim=True)
-    scale = torch.where(peak > 0, peak, torch.ones_like(peak))
+    # Scale by 1 where the peak is 0, inf or NaN: inf / inf would turn an inf group into NaN.
+    scale = torch.where((peak > 0) & (peak < torch.inf), peak, torch.ones_like(peak))
     ss = (x / scale).square().sum(dim=dims, keepdim=True)
-    nonzero = ss > 0
+    nonzero = ss != 0  # NaN != 0: a NaN group's norm is NaN (an inf group's inf), never 0
     safe = torch.where(nonzero, ss, torch.ones_like(ss))
     return torch.where(nonzero, scale * safe.sqrt(), torch.zeros_like(ss))
 

@@ -10,52 +10,92 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+import warnings
 from collections.abc import Iterable
 from typing import Literal
 
 import torch
 from torch import nn
 
-from ._torch_dist import on_state_owner, whole
+from ._deprecation import MISSING, renamed
+from ._torch_dist import local_optimizer, on_state_owner, whole
 from ._torch_ops import _check_weight, _norms_keepdim, l21_prox_
 
-__all__ = ["ProximalL21"]
+__all__ = ["ProximalL21", "checked_axis", "is_adam_like", "layout_group_axis"]
 
-_PRECONDITIONERS = (None, "adam")
+_PRECONDITIONS = ("auto", "adam", "lr")
 
 
-def _as_parameter(item, name: str) -> torch.Tensor:
+def checked_axis(p: torch.Tensor, group_axis: int, name: str) -> int:
+    """`group_axis` of parameter `name` as a non-negative index; errors name the parameter."""
+    try:
+        return _check_weight(p, group_axis, "weight")
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"parameter {name!r}: {e}") from None
+
+
+def layout_group_axis(module: nn.Module | None) -> int:
+    """The group axis (input features) of `module.weight` from the module's type.
+
+    `nn.Linear` `(out, in)`: -1; `nn.Conv1d/2d/3d` `(out, in, *k)`: 1; `nn.ConvTranspose*d`
+    `(in, out, *k)`: 0; anything else: -1 (the PyTorch layout default).
+    """
+    if isinstance(module, nn.modules.conv._ConvTransposeNd):
+        return 0
+    if isinstance(module, nn.modules.conv._ConvNd):
+        return 1
+    return -1
+
+
+def is_adam_like(optimizer: torch.optim.Optimizer) -> bool:
+    """Adam or AdamW (AMSGrad included, or wrapped by ZeroRedundancyOptimizer): the optimizers
+    whose `exp_avg_sq` state this reads."""
+    return isinstance(local_optimizer(optimizer), (torch.optim.Adam, torch.optim.AdamW))
+
+
+def _named(item, i: int, names: dict[int, str]) -> tuple[str, torch.Tensor, int]:
+    """`(name, parameter, group axis inferred from its layout)` for one entry of `targets`."""
     if isinstance(item, nn.Module):
         weight = getattr(item, "weight", None)
         if not isinstance(weight, torch.Tensor):
-            raise TypeError(f"{name}: module {type(item).__name__} has no `weight` tensor")
-        return weight
+            raise TypeError(f"targets[{i}]: module {type(item).__name__} has no `weight` tensor")
+        name = names.get(id(weight), f"targets[{i}] ({type(item).__name__}.weight)")
+        return name, weight, layout_group_axis(item)
     if isinstance(item, torch.Tensor):
-        return item
-    raise TypeError(f"{name} must hold nn.Module or torch.Tensor items; got {type(item).__name__}")
+        return names.get(id(item), f"targets[{i}] (shape {tuple(item.shape)})"), item, -1
+    raise TypeError(
+        f"targets must hold nn.Module or torch.Tensor items; targets[{i}] is {type(item).__name__}"
+    )
 
 
 class ProximalL21:
     """Group soft-thresholding of chosen parameters after each optimizer step.
 
     After `optimizer.step()`, each chosen weight `W` becomes `prox_{t ||.||_{2,1}}(W)` with
-    `prox(W)_j = max(0, 1 - t_j / ||W_j||_2) * W_j` and `t = lr * lam`, where `lr` is the
+    `prox(W)_j = max(0, 1 - t_j / ||W_j||_2) * W_j` and `t = lr * l21`, where `lr` is the
     learning rate of the parameter group that holds `W`, read at every step (so schedulers and
     per-group learning rates are honoured).
 
-    `precondition="adam"` divides the threshold of group `j` by Adam's preconditioner averaged
-    over the group, `d_j = mean_{i in j}(sqrt(v_i / (1 - beta2^k)) + eps)`: `t_j = lr * lam /
-    d_j`. Adam moves a weight by about `lr / d` per unit of gradient, so `lr * lam` alone is a
-    threshold `d` times weaker than the penalty `lam * ||W||_{2,1}` the loss would feel. It is the
-    exact prox in the metric `diag(d) / lr` when `d` is constant within each group, an
-    approximation otherwise. Needs `torch.optim.Adam` or `AdamW` (state `exp_avg_sq`).
+    The Adam-aware threshold (`precondition="adam"`, and `"auto"` under Adam/AdamW) divides
+    the threshold of group `j` by Adam's preconditioner averaged over the group,
+    `d_j = mean_{i in j}(sqrt(v_i / (1 - beta2^k)) + eps)`: `t_j = lr * l21 / d_j`. Adam moves
+    a weight by about `lr / d` per unit of gradient, so `lr * l21` alone is a threshold `d`
+    times weaker than the penalty `l21 * ||W||_{2,1}` the loss would feel (measured inert). It
+    is the exact prox in the metric `diag(d) / lr` when `d` is constant within each group, an
+    approximation otherwise.
 
     Args:
         optimizer: the optimizer that updates the chosen parameters.
-        lam: `lambda >= 0`, the strength of `lambda * ||W||_{2,1}` (paper: 1e-4).
-        params: parameters, or modules whose `.weight` is meant (e.g. `[model.head[-1]]`).
-        group_axis: the axis that names a group (`-1` for `nn.Linear.weight`).
-        precondition: `None` (threshold `lr * lam`) or `"adam"` (see above).
+        l21: `lambda >= 0`, the strength of `lambda * ||W||_{2,1}` (paper: 1e-4). `lam=` is its
+            deprecated name.
+        targets: parameters, or modules whose `.weight` is meant (e.g. `[model.head[-1]]`).
+            Errors name a parameter by its qualified name when the optimizer was built from
+            `model.named_parameters()`. `params=` is its deprecated name.
+        group_axis: the axis that names a group; `None` (default) infers it from a module
+            target's type (`nn.Linear`: -1, `nn.Conv1d/2d/3d`: 1), and -1 for tensors.
+        precondition: `"auto"` (default: `"adam"` for `torch.optim.Adam`/`AdamW`, `"lr"`
+            otherwise), `"adam"` (needs Adam/AdamW: another optimizer is a ValueError here), or
+            `"lr"` (the textbook `lr * l21`). `None` is the deprecated spelling of `"lr"`.
 
     Use `prox.step()` after `optimizer.step()`, or `prox.attach()` once to run it from an
     optimizer post-step hook.
@@ -64,48 +104,87 @@ class ProximalL21:
     def __init__(
         self,
         optimizer: torch.optim.Optimizer,
-        lam: float,
-        params: Iterable[torch.Tensor | nn.Module] | torch.Tensor | nn.Module,
+        l21: float = MISSING,
+        targets: Iterable[torch.Tensor | nn.Module] | torch.Tensor | nn.Module = MISSING,
         *,
-        group_axis: int = -1,
-        precondition: Literal["adam"] | None = None,
+        group_axis: int | None = None,
+        precondition: Literal["auto", "adam", "lr"] = "auto",
+        lam: float = MISSING,
+        params: Iterable[torch.Tensor | nn.Module] | torch.Tensor | nn.Module = MISSING,
     ) -> None:
+        l21 = renamed("ProximalL21", "l21", l21, "lam", lam)
+        targets = renamed("ProximalL21", "targets", targets, "params", params)
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"optimizer must be a torch.optim.Optimizer; got {type(optimizer)}")
-        if isinstance(lam, bool) or not isinstance(lam, numbers.Real):
-            raise TypeError(f"lam must be a real number; got {type(lam).__name__}")
-        if not (math.isfinite(lam) and lam >= 0):
-            raise ValueError(f"lam must be finite and >= 0; got {lam}")
-        if precondition not in _PRECONDITIONERS:
-            raise ValueError(
-                f"precondition must be one of {_PRECONDITIONERS}; got {precondition!r}"
+        if isinstance(l21, bool) or not isinstance(l21, numbers.Real):
+            raise TypeError(f"l21 must be a real number; got {type(l21).__name__}")
+        if not (math.isfinite(l21) and l21 >= 0):
+            raise ValueError(f"l21 must be finite and >= 0; got {l21}")
+        if precondition is None:
+            warnings.warn(
+                'ProximalL21(precondition=None) is deprecated; use precondition="lr"',
+                DeprecationWarning,
+                stacklevel=2,
             )
-        if isinstance(params, (torch.Tensor, nn.Module)):
-            params = [params]
-        chosen = [_as_parameter(p, "params") for p in params]
+            precondition = "lr"
+        if precondition not in _PRECONDITIONS:
+            raise ValueError(f"precondition must be one of {_PRECONDITIONS}; got {precondition!r}")
+        if precondition == "adam" and not is_adam_like(optimizer):
+            raise ValueError(
+                'precondition="adam" needs torch.optim.Adam or AdamW; got '
+                f'{type(optimizer).__name__} (use precondition="lr" or "auto")'
+            )
+        if precondition == "auto":
+            precondition = "adam" if is_adam_like(optimizer) else "lr"
+        if isinstance(targets, (torch.Tensor, nn.Module)):
+            targets = [targets]
+        if not isinstance(targets, Iterable):
+            raise TypeError(
+                "targets must be an nn.Module, a torch.Tensor or an iterable of them; "
+                f"got {type(targets).__name__}"
+            )
+        names = {
+            id(p): n
+            for g in optimizer.param_groups
+            for p, n in zip(g["params"], g.get("param_names", ()), strict=False)
+        }
+        chosen = [_named(item, i, names) for i, item in enumerate(targets)]
         if not chosen:
-            raise ValueError("params must name at least one parameter")
-        self._axes = [_check_weight(p, group_axis, "params") for p in chosen]
+            raise ValueError("targets must name at least one parameter")
+        self._axes = [
+            checked_axis(p, group_axis if group_axis is not None else inferred, name)
+            for name, p, inferred in chosen
+        ]
         self._groups = []
-        for p in chosen:
+        for name, p, _ in chosen:
             found = [g for g in optimizer.param_groups if any(q is p for q in g["params"])]
             if not found:
                 raise ValueError(
-                    f"params: a parameter of shape {tuple(p.shape)} is not in any parameter "
-                    "group of the optimizer"
+                    f"targets: parameter {name!r} is not in any parameter group of the optimizer"
                 )
             self._groups.append(found[0])
         self.optimizer = optimizer
-        self.lam = float(lam)
-        self.params = chosen
+        self.l21 = float(l21)
+        self.names = [name for name, _, _ in chosen]
+        self.targets = [p for _, p, _ in chosen]
         self.group_axis = group_axis
         self.precondition = precondition
+
+    @property
+    def lam(self) -> float:
+        """Deprecated name of `l21`."""
+        return self.l21
+
+    @property
+    def params(self) -> list[torch.Tensor]:
+        """Deprecated name of `targets`."""
+        return self.targets
 
     def thresholds(self) -> list[float | torch.Tensor]:
         """The threshold for each chosen parameter now: a float, or one value per group."""
         out = []
-        for p, ax, group in zip(self.params, self._axes, self._groups, strict=True):
-            t = float(group["lr"]) * self.lam
+        for p, ax, group in zip(self.targets, self._axes, self._groups, strict=True):
+            t = float(group["lr"]) * self.l21
             if self.precondition == "adam":
                 t = t / self._adam_denominator(p, ax, group)
             out.append(t)
@@ -135,7 +214,7 @@ class ProximalL21:
     @torch.no_grad()
     def step(self) -> None:
         """Apply the prox to every chosen parameter, in place."""
-        for p, ax, t in zip(self.params, self._axes, self.thresholds(), strict=True):
+        for p, ax, t in zip(self.targets, self._axes, self.thresholds(), strict=True):
             l21_prox_(p, t, ax)
 
     def attach(self) -> torch.utils.hooks.RemovableHandle:
@@ -147,5 +226,5 @@ class ProximalL21:
         """The number of exactly-zero groups in each chosen parameter."""
         return [
             int((whole(_norms_keepdim(p, ax)) == 0).sum())
-            for p, ax in zip(self.params, self._axes, strict=True)
+            for p, ax in zip(self.targets, self._axes, strict=True)
         ]

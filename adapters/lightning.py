@@ -31,7 +31,6 @@ import torch
 
 from sparsehead.groups import sparsity_summary
 
-from ._torch_dist import local_optimizer
 from .torch import ProximalL21, Target, group_norms, l21_regularization, select_parameters
 
 __all__ = ["SparseHead"]
@@ -39,10 +38,6 @@ __all__ = ["SparseHead"]
 _MODES = ("penalty", "prox")
 _PRECONDITIONS = ("auto", "adam", "lr")
 _LOGGED = ("groups_95_energy", "frac_below_1pct", "zero_groups")
-
-
-def _adam_like(optimizer: torch.optim.Optimizer) -> bool:
-    return isinstance(local_optimizer(optimizer), (torch.optim.Adam, torch.optim.AdamW))
 
 
 class SparseHead(pl.Callback):
@@ -150,15 +145,8 @@ class SparseHead(pl.Callback):
                     f"targets: a parameter of shape {tuple(p.shape)} is in no optimizer of "
                     "configure_optimizers"
                 )
-            precondition = self.precondition
-            if precondition == "auto":
-                precondition = "adam" if _adam_like(optimizer) else "lr"
             prox = ProximalL21(
-                optimizer,
-                self.l21,
-                p,
-                group_axis=self.group_axis,
-                precondition="adam" if precondition == "adam" else None,
+                optimizer, self.l21, p, group_axis=self.group_axis, precondition=self.precondition
             )
             self.proxes.append(prox)
             self._handles.append(prox.attach())

@@ -3,15 +3,19 @@
 Two ways to regularize the last kernel of a projection head, a Flax/Keras-style `(in, out)`
 kernel whose groups are its rows (`group_axis=-2`, the default here):
 
-- a penalty in the loss, `loss + lam * l21_penalty(params["head"]["kernel"])`, whose
+- a penalty in the loss, `loss + l21 * l21_penalty(params["head"]["kernel"])`, whose
   gradient is the minimum-norm subgradient (0 on zero groups, never NaN);
-- `proximal_l21(learning_rate, lam, mask=...)` as the last link of an `optax.chain`: group
-  soft-thresholding of the chosen leaves after the update, which sets weak groups to exactly 0.
+- `adamw_proximal_l21(learning_rate, l21, targets=...)` (Adam-aware threshold), or
+  `proximal_l21(learning_rate, l21, targets=...)` (textbook `lr * l21`) as the last link of an
+  `optax.chain`: group soft-thresholding of the chosen leaves after the update, which sets weak
+  groups to exactly 0.
 
 Numerics: float16/bfloat16 leaves are accumulated in float32 (float64 stays float64); each
 group is divided by its largest magnitude before squaring, so no finite weight overflows or
-underflows. Everything is `jax.numpy`: it works under `jax.jit`, `jax.grad` and with sharded
-arrays (XLA adds the cross-device sums).
+underflows. NaN and inf propagate as in `sqrt(sum(w**2))`: a group holding NaN has norm NaN
+(and so has the penalty), one holding inf and no NaN has norm inf, never 0. Everything is
+`jax.numpy`: it works under `jax.jit`, `jax.grad` and with sharded arrays (XLA adds the
+cross-device sums).
 
 This module imports jax and optax only.
 """
@@ -27,6 +31,8 @@ import jax.numpy as jnp
 import optax
 
 from sparsehead._validation import check_group_axis
+
+from ._deprecation import MISSING, renamed
 
 __all__ = [
     "ProximalL21State",
@@ -47,7 +53,7 @@ def _check_leaf(x: Any, group_axis: int, name: str = "params_leaf") -> jax.Array
     if x.ndim < 2:
         raise ValueError(
             f"{name} must have at least 2 dimensions; got shape {tuple(x.shape)} "
-            "(use `mask` to leave biases and scales out)"
+            "(use `targets` to leave biases and scales out)"
         )
     if x.size == 0:
         raise ValueError(f"{name} must not be empty; got shape {tuple(x.shape)}")
@@ -63,9 +69,10 @@ def _norms_keepdim(x: jax.Array, group_axis: int) -> jax.Array:
     dims = tuple(d for d in range(x.ndim) if d != ax)
     # ||x|| = s * ||x / s|| for any s > 0: the scale is a constant for autodiff.
     peak = jax.lax.stop_gradient(jnp.max(jnp.abs(x), axis=dims, keepdims=True))
-    scale = jnp.where(peak > 0, peak, 1)
+    # Scale by 1 where the peak is 0, inf or NaN: inf / inf would turn an inf group into NaN.
+    scale = jnp.where((peak > 0) & (peak < jnp.inf), peak, 1)
     ss = jnp.sum(jnp.square(x / scale), axis=dims, keepdims=True)
-    nonzero = ss > 0
+    nonzero = ss != 0  # NaN != 0: a NaN group's norm is NaN (an inf group's inf), never 0
     # double `where`: sqrt never sees 0, so the gradient on a zero group is 0, not NaN
     return jnp.where(nonzero, scale * jnp.sqrt(jnp.where(nonzero, ss, 1)), 0)
 
@@ -144,36 +151,47 @@ ScalarOrSchedule = float | jax.Array | Callable[[jax.Array], jax.Array]
 
 def proximal_l21(
     learning_rate: ScalarOrSchedule,
-    lam: float | jax.Array,
+    l21: float | jax.Array = MISSING,
     *,
-    mask: Any | Callable[[Any], Any] | None = None,
+    targets: Any | Callable[[Any], Any] | None = None,
     group_axis: int = -2,
+    lam: float | jax.Array = MISSING,
+    mask: Any | Callable[[Any], Any] | None = MISSING,
 ) -> optax.GradientTransformation:
     """Group soft-thresholding of the chosen leaves after the update: a proximal gradient step.
 
     For a leaf `p` and the incoming (final) update `u`, the new update is
-    `prox_{t ||.||_{2,1}}(p + u) - p` with `t = learning_rate * lam`, so that
-    `optax.apply_updates` lands on the prox of the plain step, `p + u`. Put it LAST in
+    `prox_{t ||.||_{2,1}}(p + u) - p` with `t = learning_rate * l21` (the textbook threshold),
+    so that `optax.apply_updates` lands on the prox of the plain step, `p + u`. Put it LAST in
     `optax.chain`, after the learning-rate scaling, e.g.
-    `optax.chain(optax.adam(lr), proximal_l21(lr, 1e-4, mask=head_kernel_mask))`.
+    `optax.chain(optax.sgd(lr), proximal_l21(lr, 1e-4, targets=head_kernel_mask))`.
 
     Args:
         learning_rate: the optimizer's learning rate, a float or an optax schedule (read at
             the same step count as the optimizer's own schedule).
-        lam: `lambda >= 0`, the strength of `lambda * ||W||_{2,1}` (paper: 1e-4).
-        mask: a pytree of bools like the params (or a function of the params returning one)
-            choosing the leaves to threshold, as in `optax.add_decayed_weights`; `None`
-            thresholds every leaf, which must then all be at least 2-dimensional.
+        l21: `lambda >= 0`, the strength of `lambda * ||W||_{2,1}` (paper: 1e-4). `lam=` is
+            its deprecated name.
+        targets: a pytree of bools like the params (or a function of the params returning one)
+            choosing the leaves to threshold, as `mask` in `optax.add_decayed_weights`; `None`
+            thresholds every leaf, which must then all be at least 2-dimensional. `mask=` is its
+            deprecated name.
         group_axis: the axis that names a group in every chosen leaf (`-2` for `(in, out)`
             kernels).
 
-    `learning_rate` and `lam` may be changed during training with
+    `learning_rate` and `l21` may be changed during training with
     `optax.inject_hyperparams(proximal_l21, static_args=("group_axis",))`.
 
-    Under Adam, `learning_rate * lam` is a weak threshold (Adam's step per unit gradient is
-    `lr / sqrt(v)`, much larger than `lr`): see the optax page of the documentation.
+    Under Adam, `learning_rate * l21` is a weak threshold (Adam's step per unit gradient is
+    `lr / sqrt(v)`, much larger than `lr`), and a link of `optax.chain` cannot read another
+    link's state: use `adamw_proximal_l21`, the Adam-aware form (see the optax page).
     """
-    lam = _check_scalar(lam, "lam")
+    l21 = renamed("proximal_l21", "l21", l21, "lam", lam)
+    mask = (
+        renamed("proximal_l21", "targets", MISSING if targets is None else targets, "mask", mask)
+        if mask is not MISSING
+        else targets
+    )
+    lam = _check_scalar(l21, "l21")
     if not callable(learning_rate):
         learning_rate = _check_scalar(learning_rate, "learning_rate")
     if isinstance(group_axis, bool) or not isinstance(group_axis, numbers.Integral):
@@ -213,22 +231,24 @@ def _resolve_mask(mask: Any, params: Any) -> Any:
 
 def adamw_proximal_l21(
     learning_rate: ScalarOrSchedule,
-    lam: float | jax.Array,
+    l21: float | jax.Array = MISSING,
     *,
-    mask: Any | Callable[[Any], Any] | None = None,
+    targets: Any | Callable[[Any], Any] | None = None,
     group_axis: int = -2,
     b1: float = 0.9,
     b2: float = 0.999,
     eps: float = 1e-8,
     weight_decay: float = 1e-4,
     weight_decay_mask: Any | Callable[[Any], Any] | None = None,
+    lam: float | jax.Array = MISSING,
+    mask: Any | Callable[[Any], Any] | None = MISSING,
 ) -> optax.GradientTransformation:
     """`optax.adamw` followed by group soft-thresholding at Adam's scale, per group.
 
     Adam moves a weight by about `lr / d` per unit of gradient, with the preconditioner
-    `d = sqrt(v_hat) + eps` (`v_hat = nu / (1 - b2^k)`), so the textbook threshold `lr * lam`
-    of `proximal_l21` is `d` times weaker than the penalty `lam * ||W||_{2,1}` would be. Here
-    group `j` of a chosen leaf gets `t_j = lr * lam / d_j`, with `d_j` the mean of `d` over
+    `d = sqrt(v_hat) + eps` (`v_hat = nu / (1 - b2^k)`), so the textbook threshold `lr * l21`
+    of `proximal_l21` is `d` times weaker than the penalty `l21 * ||W||_{2,1}` would be. Here
+    group `j` of a chosen leaf gets `t_j = lr * l21 / d_j`, with `d_j` the mean of `d` over
     the group, read from this optimizer's own Adam state (so `b2` and `eps` always match). It
     is the exact prox in the metric `diag(d) / lr` when `d` is constant within each group, an
     approximation otherwise. A group that has had no gradient at all has `d_j = eps` and is
@@ -236,8 +256,10 @@ def adamw_proximal_l21(
 
     Args:
         learning_rate: a float or an optax schedule.
-        lam: `lambda >= 0`, the strength of `lambda * ||W||_{2,1}`.
-        mask: the leaves to threshold, as in `proximal_l21` (`None`: every leaf).
+        l21: `lambda >= 0`, the strength of `lambda * ||W||_{2,1}`. `lam=` is its deprecated
+            name.
+        targets: the leaves to threshold, as in `proximal_l21` (`None`: every leaf). `mask=`
+            is its deprecated name.
         group_axis: the axis that names a group in every chosen leaf.
         b1: passed to `optax.adamw` (the defaults are `optax.adamw`'s).
         b2: passed to `optax.adamw`.
@@ -245,7 +267,15 @@ def adamw_proximal_l21(
         weight_decay: passed to `optax.adamw`.
         weight_decay_mask: passed to `optax.adamw` as its `mask=`.
     """
-    lam = _check_scalar(lam, "lam")
+    l21 = renamed("adamw_proximal_l21", "l21", l21, "lam", lam)
+    mask = (
+        renamed(
+            "adamw_proximal_l21", "targets", MISSING if targets is None else targets, "mask", mask
+        )
+        if mask is not MISSING
+        else targets
+    )
+    lam = _check_scalar(l21, "l21")
     if not callable(learning_rate):
         learning_rate = _check_scalar(learning_rate, "learning_rate")
     if isinstance(group_axis, bool) or not isinstance(group_axis, numbers.Integral):

@@ -20,8 +20,9 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from ._torch_ops import group_norms, l21_penalty, l21_prox, l21_prox_
-from ._torch_prox import ProximalL21
+from ._deprecation import MISSING, renamed
+from ._torch_ops import _norms_keepdim, group_norms, l21_penalty, l21_prox, l21_prox_
+from ._torch_prox import ProximalL21, checked_axis, layout_group_axis
 
 __all__ = [
     "ProximalL21",
@@ -30,6 +31,7 @@ __all__ = [
     "l21_prox",
     "l21_prox_",
     "l21_regularization",
+    "layout_group_axis",
     "select_parameters",
 ]
 
@@ -54,35 +56,44 @@ def _module_weight(module: nn.Module, where: str) -> torch.Tensor:
     return weight
 
 
-def select_parameters(
-    model: nn.Module, targets: Target | Iterable[Target]
-) -> list[tuple[str, torch.Tensor]]:
-    """The `(name, parameter)` pairs that `targets` chooses in `model`.
+def _check_targets(targets) -> list:
+    if isinstance(targets, (str, nn.Module, torch.Tensor)):
+        return [targets]
+    if not isinstance(targets, Iterable):
+        raise TypeError(
+            "targets must be a str, nn.Module, torch.Tensor or an iterable of them; "
+            f"got {type(targets).__name__}"
+        )
+    return list(targets)
 
-    Each target is one of:
 
-    - a parameter name (`"head.2.weight"`), or a glob over parameter names (`"head.*.weight"`);
-    - a module name (`"head.2"`): that module's `weight`;
-    - an `nn.Module` (its `weight`) or a parameter tensor of the model.
+def _select(
+    model: nn.Module, targets, group_axis: int | None
+) -> list[tuple[str, torch.Tensor, int]]:
+    """`(qualified name, parameter, group axis as a non-negative index)` for each choice.
 
-    Names are those of the wrapped model under `DistributedDataParallel` or `torch.compile`
-    (no `module.` / `_orig_mod.` prefix needed). Each parameter is listed once, in order.
+    A glob skips the 1-D parameters it matches (biases, BatchNorm scales); a 1-D parameter
+    named explicitly (by name, module or tensor) is a ValueError naming it.
     """
     model = _unwrap(model)
-    if isinstance(targets, (str, nn.Module, torch.Tensor)):
-        targets = [targets]
     params = dict(model.named_parameters())
     modules = dict(model.named_modules())
     names_by_id = {id(p): n for n, p in params.items()}
     chosen: dict[int, tuple[str, torch.Tensor]] = {}
-    for target in targets:
+    for target in _check_targets(targets):
         if isinstance(target, str):
             if target in params:
                 found = [(target, params[target])]
             elif target in modules:
                 found = [(f"{target}.weight", _module_weight(modules[target], repr(target)))]
             else:
-                found = [(n, p) for n, p in params.items() if fnmatch.fnmatchcase(n, target)]
+                matched = [(n, p) for n, p in params.items() if fnmatch.fnmatchcase(n, target)]
+                found = [(n, p) for n, p in matched if p.ndim >= 2]
+                if matched and not found:
+                    raise ValueError(
+                        f"targets: {target!r} matches only 1-D parameters "
+                        f"({', '.join(n for n, _ in matched)}), which have no groups"
+                    )
             if not found:
                 raise ValueError(f"targets: {target!r} names no parameter or module of the model")
         elif isinstance(target, nn.Module):
@@ -101,20 +112,52 @@ def select_parameters(
             chosen.setdefault(id(p), (name, p))
     if not chosen:
         raise ValueError("targets must choose at least one parameter")
-    return list(chosen.values())
+    out = []
+    for name, p in chosen.values():
+        owner, _, attr = name.rpartition(".")
+        axis = group_axis
+        if axis is None:
+            axis = layout_group_axis(modules.get(owner) if attr == "weight" else None)
+        out.append((name, p, checked_axis(p, axis, name)))
+    return out
+
+
+def select_parameters(
+    model: nn.Module, targets: Target | Iterable[Target]
+) -> list[tuple[str, torch.Tensor]]:
+    """The `(name, parameter)` pairs that `targets` chooses in `model`.
+
+    Each target is one of:
+
+    - a parameter name (`"head.2.weight"`), or a glob over parameter names (`"head.*.weight"`,
+      which skips the 1-D parameters it matches, such as a BatchNorm's `weight`);
+    - a module name (`"head.2"`): that module's `weight`;
+    - an `nn.Module` (its `weight`) or a parameter tensor of the model.
+
+    Names are those of the wrapped model under `DistributedDataParallel` or `torch.compile`
+    (no `module.` / `_orig_mod.` prefix needed). Each parameter is listed once, in order. A
+    parameter with fewer than 2 dimensions chosen explicitly is a ValueError naming it.
+    """
+    return [(name, p) for name, p, _ in _select(model, targets, None)]
 
 
 def l21_regularization(
-    model: nn.Module, lam: float, targets: Target | Iterable[Target], *, group_axis: int = -1
+    model: nn.Module,
+    l21: float = MISSING,
+    targets: Target | Iterable[Target] = MISSING,
+    *,
+    group_axis: int | None = None,
+    lam: float = MISSING,
 ) -> torch.Tensor:
-    """`lam * sum_W ||W||_{2,1}` (Eq. 13) over the weights `targets` chooses, to add to a loss.
+    """`l21 * sum_W ||W||_{2,1}` (Eq. 13) over the weights `targets` chooses, to add to a loss.
 
     Args:
         model: the model (may be wrapped in DDP or `torch.compile`).
-        lam: `lambda >= 0` (paper: 1e-4).
+        l21: `lambda >= 0` (paper: 1e-4). `lam=` is its deprecated name.
         targets: see `select_parameters`: names, globs, modules or parameters.
-        group_axis: the axis naming a group in every chosen weight (`-1` for `nn.Linear`,
-            `1` for `nn.Conv2d`).
+        group_axis: the axis naming a group in every chosen weight; `None` (default) infers
+            it per weight from the module that owns it: `-1` for `nn.Linear` (input
+            features), `1` for `nn.Conv1d/2d/3d` (input channels), `-1` otherwise.
 
     Returns:
         A 0-d float32 tensor (float64 if every chosen weight is float64), differentiable, with
@@ -122,9 +165,13 @@ def l21_regularization(
 
     Example: `loss = info_nce(z1, z2) + l21_regularization(model, 1e-4, "head.2")`.
     """
-    if isinstance(lam, bool) or not isinstance(lam, numbers.Real):
-        raise TypeError(f"lam must be a real number; got {type(lam).__name__}")
-    if not 0 <= float(lam) < float("inf"):
-        raise ValueError(f"lam must be finite and >= 0; got {lam}")
-    total = sum(l21_penalty(p, group_axis) for _, p in select_parameters(model, targets))
-    return float(lam) * total
+    l21 = renamed("l21_regularization", "l21", l21, "lam", lam)
+    if targets is MISSING:
+        raise TypeError("l21_regularization() missing required argument: 'targets'")
+    if isinstance(l21, bool) or not isinstance(l21, numbers.Real):
+        raise TypeError(f"l21 must be a real number; got {type(l21).__name__}")
+    if not 0 <= float(l21) < float("inf"):
+        raise ValueError(f"l21 must be finite and >= 0; got {l21}")
+    chosen = _select(model, targets, group_axis)
+    total = sum(_norms_keepdim(p, ax).sum() for _, p, ax in chosen)
+    return float(l21) * total

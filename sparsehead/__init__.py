@@ -65,3 +65,24 @@ def __dir__():
     # The public names and submodules only (not `annotations` from __future__, nor helpers).
     modules = {n for n, v in globals().items() if not n.startswith("_") and type(v) is type(_sys)}
     return sorted({*__all__, "__version__", *modules})
+
+
+def _register_keras_classes() -> None:
+    """Register `L21` and `ProjectionHead` with Keras' serialization if Keras is imported.
+
+    `keras.saving.load_model` finds `"sparsehead>L21"` only in Keras' registry, which the
+    adapter's decorators fill when `sparsehead.adapters.keras` is imported. Importing the
+    adapter here, only when the user has already imported Keras, makes `import keras,
+    sparsehead` enough to load a `.keras` file, and never imports a framework otherwise.
+    (With `import sparsehead` *before* `import keras`, import `sparsehead.adapters.keras`, or
+    touch `sparsehead.L21`, before loading.)
+    """
+    if "keras" not in _sys.modules:
+        return
+    try:
+        from .adapters import keras as _  # noqa: F401
+    except ImportError:  # e.g. a non-editable install run from the repository root
+        pass
+
+
+_register_keras_classes()

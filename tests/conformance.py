@@ -54,3 +54,68 @@ def grouped_weights(
     index[group_axis] = mask
     w[tuple(index)] = 0
     return round_to(w, dtype), group_axis, dtype
+
+
+POISONS = (float("nan"), float("inf"), float("-inf"))
+
+
+@st.composite
+def nonfinite_weights(
+    draw,
+    round_to: Callable[[np.ndarray, str], np.ndarray],
+    dtypes: list[str],
+    preferred_axis: int = -2,
+):
+    """`(w, group_axis, dtype)` as `grouped_weights` (exact-zero groups included) with at least
+    one group holding NaN, inf or -inf in one or two entries (NaN and inf may share a group)."""
+    w, group_axis, dtype = draw(
+        grouped_weights(
+            round_to,
+            dtypes,
+            scales={d: [1.0] for d in dtypes},
+            preferred_axis=preferred_axis,
+            flush_subnormal=True,
+            max_ndim=3,
+            max_side=5,
+        )
+    )
+    w = np.array(w, copy=True)
+    groups = np.moveaxis(w, group_axis, 0)  # a view: writing to it writes to w
+    poisoned = draw(st.lists(st.integers(0, groups.shape[0] - 1), min_size=1, max_size=4))
+    for j in poisoned:
+        for _ in range(draw(st.integers(1, 2))):
+            k = draw(st.integers(0, groups[j].size - 1))
+            groups[j][np.unravel_index(k, groups[j].shape)] = draw(st.sampled_from(POISONS))
+    return w, group_axis, dtype
+
+
+def naive_group_norms(w: np.ndarray, group_axis: int) -> np.ndarray:
+    """`sqrt(sum(w**2))` over the non-group axes in float64: NaN for a group holding NaN, inf
+    for one holding inf and no NaN (the semantics every adapter follows for non-finite input;
+    the NumPy core raises instead)."""
+    x = np.moveaxis(np.asarray(w, np.float64), group_axis, 0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.sqrt(np.sum(x.reshape(x.shape[0], -1) ** 2, axis=1))
+
+
+def expected_group_norms(w: np.ndarray, group_axis: int, core_group_norms) -> np.ndarray:
+    """Float64 group norms of a weight that may hold NaN/inf: the core's accurate norm for
+    finite groups (computed with the non-finite groups zeroed), `naive_group_norms` for the
+    others."""
+    naive = naive_group_norms(w, group_axis)
+    bad = ~np.isfinite(naive)
+    clean = np.array(w, copy=True)
+    index = [slice(None)] * clean.ndim
+    index[group_axis] = bad
+    clean[tuple(index)] = 0
+    out = np.asarray(core_group_norms(clean, group_axis), np.float64)
+    out[bad] = naive[bad]
+    return out
+
+
+def assert_same_nonfinite(actual, expected, err_msg: str = "") -> None:
+    """NaN exactly where `expected` is NaN, +inf exactly where it is +inf."""
+    actual = np.asarray(actual, np.float64)
+    expected = np.asarray(expected, np.float64)
+    np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected), err_msg=err_msg)
+    np.testing.assert_array_equal(np.isposinf(actual), np.isposinf(expected), err_msg=err_msg)

@@ -55,3 +55,8 @@ def embedding_pairs(draw, dtypes=FLOAT_DTYPES, min_rows=1, max_rows=8, max_cols=
         z[draw(hnp.arrays(np.bool_, (shape[0],)))] = 0
         pair.append(as_dtype(z, dtype))
     return pair[0], pair[1], dtype
+
+
+def nonfinite_weights(dtypes=FLOAT_DTYPES):
+    """`(w, group_axis, dtype)` with NaN/inf in some groups and exact zeros in others."""
+    return conformance.nonfinite_weights(as_dtype, dtypes, preferred_axis=-2)

@@ -41,6 +41,16 @@ def test_scale_free_measures_do_not_change_under_uniform_scaling():
     assert b["l21"] == pytest.approx(0.01 * a["l21"], rel=1e-5)
 
 
+@pytest.mark.parametrize(("poison", "l21"), [(np.nan, np.nan), (np.inf, np.inf)])
+def test_nonfinite_group_is_never_reported_as_zero_or_sparse(poison, l21):
+    w = np.array([[poison, 1.0], [3.0, 4.0], [0.0, 0.0]], np.float32)
+    summary = SparsityMonitor(keras.Variable(w)).summary()
+    np.testing.assert_equal(summary["l21"], l21)  # NaN or inf, as sqrt(sum(w**2)) gives
+    assert summary["zero_groups"] == 1  # the all-zero row only
+    for key in ("groups_95_energy", "frac_below_1pct", "frac_below_0p1pct"):
+        assert np.isnan(summary[key])
+
+
 def test_bad_target_raises():
     with pytest.raises(ValueError, match="kernel"):
         SparsityMonitor(keras.layers.ReLU()).summary()

@@ -58,14 +58,14 @@ def _dense(w0):
     return keras.layers.Dense(w0.shape[1], use_bias=False, kernel_initializer=init)
 
 
-def _fit_one_step(optimizer, l21, scaling="auto"):
+def _fit_one_step(optimizer, l21, precondition="auto", **old):
     x, y, w0 = _linear_problem()
     layer = keras.layers.Dense(
         2, use_bias=False, kernel_initializer=keras.initializers.Constant(w0)
     )
     model = keras.Sequential([keras.Input((6,)), layer])
     model.compile(optimizer=optimizer, loss="mse")
-    prox = ProximalL21(layer, l21=l21, scaling=scaling)
+    prox = ProximalL21(layer, l21=l21, **(old or {"precondition": precondition}))
     model.fit(x, y, epochs=1, batch_size=16, verbose=0, shuffle=False, callbacks=[prox])
     return to_numpy(layer.kernel).astype(np.float64), x.astype(np.float64), y, w0
 
@@ -83,16 +83,16 @@ def test_sgd_step_then_prox_with_lr_times_l21():
     assert_close(got, want, "float32", atol_scale=1)
 
 
-@pytest.mark.parametrize("scaling", ["auto", "lr"])
-def test_adam_step_then_prox_with_preconditioned_threshold(scaling):
+@pytest.mark.parametrize("precondition", ["auto", "adam", "lr"])
+def test_adam_step_then_prox_with_preconditioned_threshold(precondition):
     lr, l21, b1, b2, eps = 0.01, 1.0, 0.9, 0.999, 1e-7
     opt = keras.optimizers.Adam(lr, beta_1=b1, beta_2=b2, epsilon=eps)
-    got, x, y, w0 = _fit_one_step(opt, l21, scaling)
+    got, x, y, w0 = _fit_one_step(opt, l21, precondition)
     g = _mse_grad(w0.astype(np.float64), x, y)
     m, v = (1 - b1) * g, (1 - b2) * g * g  # first step from zero slots
     alpha = lr * np.sqrt(1 - b2) / (1 - b1)
     w = w0 - alpha * m / (np.sqrt(v) + eps)
-    if scaling == "auto":
+    if precondition != "lr":
         d = ((np.sqrt(v) + eps) / np.sqrt(1 - b2)).mean(axis=1)
         want = np.stack([sh.l21_prox(w[j : j + 1], lr * l21 / d[j])[0] for j in range(6)])
         assert (sh.group_norms(want) == 0).any()
@@ -119,8 +119,8 @@ def test_constraint_is_removed_after_fit_and_a_later_fit_does_not_prox():
 def test_argument_and_setup_errors():
     with pytest.raises(ValueError, match="l21"):
         ProximalL21(keras.layers.Dense(2), l21=-1.0)
-    with pytest.raises(ValueError, match="scaling"):
-        ProximalL21(keras.layers.Dense(2), scaling="adam")
+    with pytest.raises(ValueError, match="precondition must be one of"):
+        ProximalL21(keras.layers.Dense(2), precondition="sgd")
     with pytest.raises(ValueError, match="targets"):
         ProximalL21([])
     x, y, _ = _linear_problem()
@@ -135,7 +135,22 @@ def test_argument_and_setup_errors():
     with pytest.raises(ValueError, match="Adagrad"):
         model.fit(x, y, verbose=0, callbacks=[ProximalL21(layer)])
     assert layer.kernel.constraint is None  # nothing was installed
-    model.fit(x, y, verbose=0, callbacks=[ProximalL21(layer, scaling="lr")])  # textbook: runs
+    model.fit(x, y, verbose=0, callbacks=[ProximalL21(layer, precondition="lr")])  # textbook
+    model.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(
+        ValueError, match='precondition="adam"\\) needs Adam, AdamW or Nadam; got SGD'
+    ):
+        model.fit(x, y, verbose=0, callbacks=[ProximalL21(layer, precondition="adam")])
+    assert layer.kernel.constraint is None  # nothing was installed
+
+
+@pytest.mark.parametrize("old", ["auto", "lr"])
+def test_old_keyword_scaling_warns_and_gives_identical_results(old):
+    opt = keras.optimizers.Adam(0.01)
+    new_kernel = _fit_one_step(opt, 1.0, old)[0]
+    with pytest.warns(DeprecationWarning, match="scaling"):
+        old_kernel = _fit_one_step(keras.optimizers.Adam(0.01), 1.0, scaling=old)[0]
+    np.testing.assert_array_equal(old_kernel, new_kernel)
 
 
 def test_prox_under_mixed_float16_reads_the_inner_optimizer():

@@ -66,7 +66,7 @@ def reference(penalty: bool, prox: str | None, batch_size: int) -> torch.Tensor:
     opt = torch.optim.Adam(model.parameters(), lr=LR)
     if prox is not None:
         ProximalL21(
-            opt, L21, model.net[2], precondition="adam" if prox == "adam" else None
+            opt, L21, model.net[2], precondition="adam" if prox == "adam" else "lr"
         ).attach()
     batches = list(DataLoader(data(), batch_size=batch_size, shuffle=False))
     for step in range(STEPS):

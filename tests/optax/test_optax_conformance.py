@@ -18,9 +18,10 @@ from hypothesis import strategies as st
 from sparsehead.adapters.optax import group_norms, l21_penalty, l21_prox
 
 import sparsehead as sh
+from tests.conformance import assert_same_nonfinite, expected_group_norms
 from tests.tolerances import assert_close, rtol
 
-from .strategies import grouped_weights
+from .strategies import grouped_weights, nonfinite_weights
 
 
 def precision(dtype: str):
@@ -79,3 +80,24 @@ def test_value_gradient_and_prox_equal_core_under_jit(case, lam, frac):
     assert_close(prox, expected, dtype, atol_scale=scale)
     index[group_axis] = norms <= t * (1 - 1e-3)
     assert (prox[tuple(index)] == 0).all()
+
+
+@settings(max_examples=max(10, settings().max_examples // 3))
+@given(nonfinite_weights())
+def test_nan_and_inf_propagate_and_zero_groups_keep_a_zero_gradient(case):
+    """A NaN group has norm NaN and an inf group norm inf (never 0), and so has the penalty;
+    the gradient stays exactly 0 on exact-zero groups and finite on finite groups."""
+    w, group_axis, dtype = case
+    expected = expected_group_norms(w, group_axis, sh.group_norms)
+    with precision(dtype):
+        value, norms, grad, _ = everything(jnp.asarray(w), 0.0, group_axis=group_axis, lam=1.0)
+        value, norms, grad = (numpy(a) for a in (value, norms, grad))
+    assert_same_nonfinite(norms, expected)
+    finite = np.isfinite(expected)
+    assert_close(norms[finite], expected[finite], result_dtype(dtype))
+    assert_same_nonfinite(value, expected.sum())
+    grad = np.moveaxis(grad, group_axis, 0)
+    clean = np.moveaxis(np.asarray(w, np.float64), group_axis, 0).copy()
+    clean[~finite] = 0
+    assert_close(grad[finite], sh.l21_subgradient(clean, 0)[finite], dtype, atol_scale=1.0)
+    assert (grad[expected == 0] == 0).all()

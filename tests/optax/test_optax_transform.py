@@ -35,7 +35,7 @@ def test_chain_gives_prox_of_the_plain_step_on_masked_leaves_only():
     step = np.asarray(params["head"]["kernel"] - lr * grads["head"]["kernel"])
     lam = threshold_between_norms(step, 3) / lr  # zeroes 3 of the 6 groups
     mask = {"head": {"kernel": True, "bias": False}, "proj": {"kernel": False}}
-    tx = optax.chain(optax.sgd(lr), proximal_l21(lr, lam, mask=mask))
+    tx = optax.chain(optax.sgd(lr), proximal_l21(lr, lam, targets=mask))
     updates, _ = jax.jit(tx.update)(grads, tx.init(params), params)
     new = optax.apply_updates(params, updates)
     kernel = np.asarray(new["head"]["kernel"])
@@ -54,7 +54,7 @@ def test_schedule_and_callable_mask_over_several_jitted_steps():
     def kernels_only(tree):
         return jax.tree.map(lambda x: x.ndim == 2, tree)
 
-    tx = optax.chain(optax.sgd(schedule), proximal_l21(schedule, lam, mask=kernels_only))
+    tx = optax.chain(optax.sgd(schedule), proximal_l21(schedule, lam, targets=kernels_only))
 
     def loss(p):
         return sum(jnp.sum(jnp.sin(x)) for x in jax.tree.leaves(p))
@@ -86,7 +86,7 @@ def test_penalty_gradient_in_a_jitted_adam_step_is_finite_at_zero_groups():
         proximal_l21(
             1e-2,
             1.0,
-            mask=lambda p: {"head": {"kernel": True, "bias": False}, "proj": {"kernel": False}},
+            targets=lambda p: {"head": {"kernel": True, "bias": False}, "proj": {"kernel": False}},
         ),
     )
 
@@ -108,12 +108,12 @@ def test_hyperparameters_can_be_injected_and_changed_between_steps():
     params, _ = params_and_grads()
     kernel = {"head": {"kernel": params["head"]["kernel"]}}
     inject = optax.inject_hyperparams(proximal_l21, static_args=("group_axis",))
-    tx = inject(learning_rate=0.1, lam=0.0)
+    tx = inject(learning_rate=0.1, l21=0.0)
     state = tx.init(kernel)
     zeros = jax.tree.map(jnp.zeros_like, kernel)
     updates, state = jax.jit(tx.update)(zeros, state, kernel)  # lam = 0: the prox is identity
     np.testing.assert_array_equal(np.asarray(updates["head"]["kernel"]), 0.0)
-    state.hyperparams["lam"] = jnp.asarray(5.0)
+    state.hyperparams["l21"] = jnp.asarray(5.0)
     updates, state = jax.jit(tx.update)(zeros, state, kernel)
     new = np.asarray(optax.apply_updates(kernel, updates)["head"]["kernel"])
     w = np.asarray(kernel["head"]["kernel"])
@@ -134,9 +134,9 @@ def test_bfloat16_leaves_are_thresholded_in_float32_and_zeros_are_exact():
 @pytest.mark.parametrize(
     ("make", "error", "match"),
     [
-        (lambda: proximal_l21(0.1, -1.0), ValueError, "lam must be finite"),
-        (lambda: proximal_l21(0.1, "a"), TypeError, "lam must be a real"),
-        (lambda: proximal_l21(0.1, True), TypeError, "lam must be a real"),
+        (lambda: proximal_l21(0.1, -1.0), ValueError, "l21 must be finite"),
+        (lambda: proximal_l21(0.1, "a"), TypeError, "l21 must be a real"),
+        (lambda: proximal_l21(0.1, True), TypeError, "l21 must be a real"),
         (lambda: proximal_l21(jnp.ones(2), 0.1), TypeError, "learning_rate must be a real"),
         (lambda: proximal_l21(-0.1, 1.0), ValueError, "learning_rate must be finite"),
         (lambda: proximal_l21(0.1, 1.0, group_axis=0.5), TypeError, "group_axis must be an int"),
@@ -153,7 +153,7 @@ def test_update_needs_params_and_two_dimensional_leaves():
     state = tx.init(params)
     with pytest.raises(ValueError, match="needs the params"):
         tx.update(grads, state)
-    with pytest.raises(ValueError, match=r"at least 2 dimensions.*use `mask`"):
+    with pytest.raises(ValueError, match=r"at least 2 dimensions.*use `targets`"):
         tx.update(grads, state, params)  # the bias is 1-D and no mask leaves it out
 
 
@@ -165,7 +165,7 @@ def test_adamw_proximal_l21_threshold_matches_closed_form_after_one_step():
     grads["head"]["kernel"] = grads["head"]["kernel"] * scale
     lr, lam, eps = 0.01, 1e-2, 1e-8
     mask = {"head": {"kernel": True, "bias": False}, "proj": {"kernel": False}}
-    tx = adamw_proximal_l21(lr, lam, mask=mask, eps=eps, weight_decay=0.0)
+    tx = adamw_proximal_l21(lr, lam, targets=mask, eps=eps, weight_decay=0.0)
     updates, _ = jax.jit(tx.update)(grads, tx.init(params), params)
     new = optax.apply_updates(params, updates)
 
@@ -187,3 +187,18 @@ def test_adamw_proximal_l21_threshold_matches_closed_form_after_one_step():
 def test_per_group_threshold_must_have_one_entry_per_group():
     with pytest.raises(ValueError, match="one entry per group"):
         l21_prox(jnp.ones((3, 2)), jnp.ones(2))
+
+
+@pytest.mark.parametrize("make", [proximal_l21, adamw_proximal_l21])
+def test_old_names_lam_and_mask_warn_and_give_identical_updates(make):
+    params, grads = params_and_grads()
+    mask = {"head": {"kernel": True, "bias": False}, "proj": {"kernel": False}}
+    new = make(0.1, l21=0.5, targets=mask)
+    with pytest.warns(DeprecationWarning) as record:
+        old = make(0.1, lam=0.5, mask=mask)
+    assert sorted(str(w.message).split("(")[1].split("=")[0] for w in record) == ["lam", "mask"]
+    a, b = (tx.update(grads, tx.init(params), params)[0] for tx in (new, old))
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    with pytest.raises(TypeError, match="both 'targets' and its deprecated name 'mask'"):
+        make(0.1, 0.5, targets=mask, mask=mask)

@@ -34,9 +34,9 @@ from sparsehead.adapters.torch import (
 from torch import nn
 
 WORLD, STEPS, LR = 2, 6, 0.05
-LAM = {None: 1.0, "adam": 0.05}  # strong enough that some groups reach exactly 0 in 6 steps
+LAM = {"lr": 1.0, "adam": 0.05}  # strong enough that some groups reach exactly 0 in 6 steps
 PLACEMENTS = (0, 1)  # the sharded dim
-PRECONDITIONS = (None, "adam")  # textbook lr * lam, Adam-aware
+PRECONDITIONS = ("lr", "adam")  # textbook lr * l21, Adam-aware
 
 
 def weight() -> torch.Tensor:

@@ -21,3 +21,8 @@ def as_dtype(x: np.ndarray, dtype: str) -> np.ndarray:
 def grouped_weights(dtypes=FLOAT_DTYPES):
     """`(w, group_axis, dtype)` for torch's `(out, in)` layout (`group_axis=-1` weighted up)."""
     return conformance.grouped_weights(as_dtype, dtypes, preferred_axis=-1)
+
+
+def nonfinite_weights(dtypes=FLOAT_DTYPES):
+    """`(w, group_axis, dtype)` with NaN/inf in some groups and exact zeros in others."""
+    return conformance.nonfinite_weights(as_dtype, dtypes, preferred_axis=-1)

@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 from sparsehead.adapters.torch import group_norms, l21_penalty, l21_prox, l21_prox_
 
 import sparsehead as sh
+from tests.conformance import assert_same_nonfinite, expected_group_norms
 from tests.tolerances import assert_close, rtol
 
-from .strategies import grouped_weights
+from .strategies import grouped_weights, nonfinite_weights
 
 
 def tensor(w: np.ndarray, dtype: str) -> torch.Tensor:
@@ -86,3 +87,25 @@ def test_prox_equals_core_prox(case, frac):
     inplace = tensor(w, dtype)
     assert l21_prox_(inplace, t, group_axis) is inplace
     np.testing.assert_array_equal(numpy(inplace), numpy(out))
+
+
+@given(nonfinite_weights())
+def test_nan_and_inf_propagate_and_zero_groups_keep_a_zero_gradient(case):
+    """A NaN group has norm NaN and an inf group norm inf (never 0), and so has the penalty;
+    the gradient stays exactly 0 on exact-zero groups and finite on finite groups."""
+    w, group_axis, dtype = case
+    expected = expected_group_norms(w, group_axis, sh.group_norms)
+    x = tensor(w, dtype).requires_grad_()
+    norms = numpy(group_norms(x, group_axis))
+    assert_same_nonfinite(norms, expected)
+    finite = np.isfinite(expected)
+    assert_close(norms[finite], expected[finite], result_dtype(dtype))
+    value = l21_penalty(x, group_axis)
+    assert_same_nonfinite(numpy(value), expected.sum())
+    value.backward()
+    grad = np.moveaxis(numpy(x.grad), group_axis, 0)
+    clean = np.moveaxis(np.asarray(w, np.float64), group_axis, 0).copy()
+    clean[~finite] = 0
+    sub = sh.l21_subgradient(clean, 0)
+    assert_close(grad[finite], sub[finite], dtype, atol_scale=1.0)
+    assert (grad[expected == 0] == 0).all()

@@ -70,11 +70,57 @@ def test_double_backward_is_finite():
 
 def test_select_parameters_by_name_glob_module_and_tensor():
     model = head()
-    names = [n for n, _ in select_parameters(model, ["3", "*.bias", model[0], model[1].weight])]
-    assert names == ["3.weight", "0.bias", "1.bias", "3.bias", "0.weight", "1.weight"]
+    names = [n for n, _ in select_parameters(model, ["3", "*.weight", model[0], model[3].weight])]
+    assert names == ["3.weight", "0.weight"]  # the glob skips BatchNorm's 1-D weight
     assert [n for n, _ in select_parameters(model, "3.weight")] == ["3.weight"]
     # the same parameter named twice is counted once
     assert len(select_parameters(model, ["3", "3.weight", model[3]])) == 1
+
+
+def docs_model() -> nn.Module:
+    """The model of docs/torch.md."""
+    torch.manual_seed(0)
+    return nn.ModuleDict(
+        {
+            "backbone": nn.Sequential(nn.Linear(20, 32), nn.ReLU()),
+            "head": nn.Sequential(
+                nn.Linear(32, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 8)
+            ),
+        }
+    )
+
+
+def test_glob_skips_one_dimensional_parameters_as_on_the_docs_model():
+    """docs/torch.md's `"head.*.weight"` also matches the BatchNorm weight (1-D): skipped."""
+    model = docs_model()
+    value = l21_regularization(model, 1e-4, "head.*.weight")
+    expected = 1e-4 * sum(
+        sh.l21_norm(model["head"][i].weight.detach().numpy(), group_axis=-1) for i in (0, 3)
+    )
+    assert_close(value.item(), expected, "float32")
+
+
+def test_group_axis_is_inferred_from_the_module_type_and_explicit_overrides():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 5, 3), nn.Flatten(), nn.Linear(5 * 2 * 2, 4))
+    conv, lin = (model[i].weight.detach().numpy() for i in (0, 2))
+    # Conv2d (out, in, kh, kw): groups are the 3 input channels, not the kernel width
+    assert_close(l21_regularization(model, 1.0, "0").item(), sh.l21_norm(conv, 1), "float32")
+    assert_close(l21_regularization(model, 1.0, model[0]).item(), sh.l21_norm(conv, 1), "float32")
+    assert_close(l21_regularization(model, 1.0, "2").item(), sh.l21_norm(lin, -1), "float32")
+    both = l21_regularization(model, 1.0, "*.weight").item()
+    assert_close(both, sh.l21_norm(conv, 1) + sh.l21_norm(lin, -1), "float32")
+    explicit = l21_regularization(model, 1.0, "0", group_axis=-1).item()
+    assert_close(explicit, sh.l21_norm(conv, -1), "float32")
+
+
+def test_old_keyword_lam_warns_and_gives_the_same_value():
+    model = head()
+    with pytest.warns(DeprecationWarning, match="lam"):
+        old = l21_regularization(model, lam=0.3, targets="3")
+    assert old.item() == l21_regularization(model, l21=0.3, targets="3").item()
+    with pytest.raises(TypeError, match="both 'l21' and its deprecated name 'lam'"):
+        l21_regularization(model, 0.3, "3", lam=0.3)
 
 
 def test_regularization_is_lam_times_sum_of_norms_and_unwraps_compile():
@@ -93,7 +139,7 @@ def test_regularization_is_lam_times_sum_of_norms_and_unwraps_compile():
 def test_conv_weight_groups_are_input_channels():
     conv = nn.Conv2d(3, 5, 2)
     w = conv.weight.detach().numpy()  # (out, in, kh, kw)
-    value = l21_regularization(conv, 1.0, conv, group_axis=1)
+    value = l21_regularization(conv, 1.0, conv)
     assert_close(value.item(), sh.l21_norm(w, group_axis=1), "float32")
 
 
@@ -109,12 +155,16 @@ def test_conv_weight_groups_are_input_channels():
         (lambda: l21_prox(torch.ones(2, 2), -0.1), ValueError, "threshold must be finite"),
         (lambda: l21_prox(torch.ones(2, 2), "a"), TypeError, "threshold must be a real"),
         (lambda: l21_prox(torch.ones(2, 3), torch.ones(2)), ValueError, "one entry per group"),
-        (lambda: l21_regularization(head(), -1.0, "3"), ValueError, "lam must be finite"),
+        (lambda: l21_regularization(head(), -1.0, "3"), ValueError, "l21 must be finite"),
         (lambda: l21_regularization(head(), 1.0, "nope"), ValueError, "'nope' names no"),
         (lambda: l21_regularization(head(), 1.0, nn.Linear(2, 2)), ValueError, "not in the model"),
         (lambda: l21_regularization(head(), 1.0, [3]), TypeError, "targets must hold"),
         (lambda: l21_regularization(head(), 1.0, []), ValueError, "at least one"),
         (lambda: l21_regularization(head(), 1.0, "2"), ValueError, "has no `weight`"),
+        (lambda: l21_regularization(head(), 1.0, 5), TypeError, "targets must be .* got int"),
+        (lambda: l21_regularization(head(), 1.0, "*.bias"), ValueError, "only 1-D .*0.bias"),
+        (lambda: l21_regularization(head(), 1.0, "1.weight"), ValueError, "'1.weight': weight"),
+        (lambda: l21_regularization(head(), 1.0, "3", group_axis=2), ValueError, "'3.weight'"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(call, error, match):

@@ -101,29 +101,88 @@ def test_half_precision_parameters_are_thresholded_in_float32():
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"lam": -1.0}, ValueError, "lam must be finite"),
-        ({"lam": True}, TypeError, "lam must be a real"),
+        ({"l21": -1.0}, ValueError, "l21 must be finite"),
+        ({"l21": True}, TypeError, "l21 must be a real"),
         ({"precondition": "sgd"}, ValueError, "precondition must be one of"),
-        ({"params": [nn.Linear(2, 2)]}, ValueError, "not in any parameter group"),
-        ({"params": []}, ValueError, "at least one"),
-        ({"params": [nn.ReLU()]}, TypeError, "has no `weight`"),
+        ({"precondition": "adam"}, ValueError, 'precondition="adam" needs .*got SGD'),
+        ({"targets": [nn.Linear(2, 2)]}, ValueError, "not in any parameter group"),
+        ({"targets": []}, ValueError, "at least one"),
+        ({"targets": 5}, TypeError, "targets must be .* got int"),
+        ({"targets": [nn.ReLU()]}, TypeError, "has no `weight`"),
+        ({"targets": [nn.BatchNorm1d(3)]}, ValueError, r"BatchNorm1d.weight\)': weight must"),
+        ({"group_axis": 2}, ValueError, r"targets\[0\] \(Linear.weight\)': group_axis=2"),
         ({"optimizer": "adam"}, TypeError, "optimizer must be"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(kwargs, error, match):
     model = two_layers()
-    args = {"optimizer": torch.optim.SGD(model.parameters(), lr=0.1), "lam": 0.1}
-    args["params"] = [model[2]]
+    args = {"optimizer": torch.optim.SGD(model.parameters(), lr=0.1), "l21": 0.1}
+    args["targets"] = [model[2]]
     args.update(kwargs)
     with pytest.raises(error, match=match):
-        ProximalL21(args.pop("optimizer"), args.pop("lam"), args.pop("params"), **args)
+        ProximalL21(args.pop("optimizer"), args.pop("l21"), args.pop("targets"), **args)
+
+
+def test_errors_name_the_parameter_when_the_optimizer_knows_names():
+    model = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3))
+    opt = torch.optim.SGD(model.named_parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=r"parameter '1\.weight': weight must have at least 2"):
+        ProximalL21(opt, 0.1, model[1])
+
+
+def test_auto_is_adam_aware_under_adam_and_textbook_otherwise():
+    model = two_layers()
+    adam = torch.optim.Adam(model.parameters(), lr=0.01)
+    model(torch.randn(4, 5)).square().mean().backward()
+    adam.step()
+    auto, aware = (ProximalL21(adam, 0.1, model[2], precondition=p) for p in ("auto", "adam"))
+    assert auto.precondition == "adam"
+    torch.testing.assert_close(auto.thresholds()[0], aware.thresholds()[0])
+    assert ProximalL21(adam, 0.1, model[2], precondition="lr").thresholds() == [0.01 * 0.1]
+    sgd = torch.optim.SGD(model.parameters(), lr=0.5)
+    assert ProximalL21(sgd, 0.1, model[2]).thresholds() == [0.5 * 0.1]
+
+
+def test_module_targets_infer_the_group_axis_and_explicit_overrides():
+    conv = nn.Conv2d(2, 4, 3)
+    opt = torch.optim.SGD(conv.parameters(), lr=1.0)
+    w = conv.weight.detach().numpy().copy()
+    t = float(np.median(sh.group_norms(w, 1)))
+    ProximalL21(opt, t, conv).step()  # groups: the 2 input channels, not the kernel width
+    assert_close(conv.weight.detach().numpy(), sh.l21_prox(w, t, group_axis=1), "float32")
+    conv.weight.data = torch.from_numpy(w.copy())
+    ProximalL21(opt, t, conv, group_axis=-1).step()
+    assert_close(conv.weight.detach().numpy(), sh.l21_prox(w, t, group_axis=-1), "float32")
+
+
+def test_old_names_warn_and_give_identical_results():
+    results = []
+    for new in (True, False):
+        model = two_layers()
+        opt = torch.optim.SGD(model.parameters(), lr=0.3)
+        if new:
+            prox = ProximalL21(opt, l21=2.0, targets=[model[2]], precondition="lr")
+        else:
+            with pytest.warns(DeprecationWarning) as record:
+                prox = ProximalL21(opt, lam=2.0, params=[model[2]], precondition=None)
+            assert len(record) == 3
+            for old in ("lam=", "params=", "precondition=None"):
+                assert any(old in str(w.message) for w in record), old
+            assert prox.lam == 2.0 and prox.params == [model[2].weight]
+        prox.step()
+        results.append(model[2].weight.detach().clone())
+    torch.testing.assert_close(results[0], results[1], rtol=0, atol=0)
 
 
 def test_adam_preconditioning_needs_adam_state():
     model = two_layers()
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
     prox = ProximalL21(opt, 0.1, model[2], precondition="adam")
-    model(torch.randn(2, 5)).sum().backward()
-    opt.step()
     with pytest.raises(ValueError, match="needs Adam/AdamW state"):
-        prox.step()
+        prox.step()  # before the first optimizer.step()
+
+
+def test_zero_groups_never_counts_a_nonfinite_group():
+    w = torch.tensor([[float("nan"), 0.0, float("inf"), 1.0], [1.0, 0.0, 0.0, 1.0]])
+    p = nn.Parameter(w)
+    assert ProximalL21(torch.optim.SGD([p], lr=0.1), 0.0, p).zero_groups() == [1]

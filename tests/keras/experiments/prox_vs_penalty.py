@@ -100,8 +100,8 @@ def run(mode: str, lam: float, optimizer: str, lr: float, data, epochs: int, see
     model.build((None, 2 * 784))
     callbacks = [SparsityMonitor(model.head)]
     if mode.startswith("prox"):
-        scaling = "lr" if mode == "prox-lr" else "auto"
-        callbacks.insert(0, ProximalL21(model.head, l21=lam, scaling=scaling))
+        precondition = "lr" if mode == "prox-lr" else "auto"
+        callbacks.insert(0, ProximalL21(model.head, l21=lam, precondition=precondition))
     start = time.perf_counter()
     views = Views(x_train, batch_size=256, seed=seed)
     hist = model.fit(views, epochs=epochs, verbose=0, callbacks=callbacks).history
