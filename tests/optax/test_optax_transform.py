@@ -187,3 +187,26 @@ def test_adamw_proximal_l21_threshold_matches_closed_form_after_one_step():
 def test_per_group_threshold_must_have_one_entry_per_group():
     with pytest.raises(ValueError, match="one entry per group"):
         l21_prox(jnp.ones((3, 2)), jnp.ones(2))
+
+
+def test_schedule_is_read_at_each_steps_count_with_some_groups_surviving():
+    """Zero gradients: three steps of the chain are three prox steps with thresholds
+    `lr_k * lam`, `lr_k = 0.2 * 0.5**k` (sum 0.35 lam). `lam` puts that sum between group
+    norms, so some groups reach 0 and the others keep a norm that depends on every step's
+    `lr_k`: a schedule read at the wrong step (e.g. always at 0: sum 0.6 lam) gives other
+    weights."""
+    kernel = jnp.asarray(np.random.default_rng(3).normal(size=(8, 3)).astype(np.float32))
+    norms = np.sort(sh.group_norms(np.asarray(kernel, np.float64), -2))
+    lam = float(norms[3] + norms[4]) / 2 / 0.35  # 4 of the 8 groups reach 0
+    schedule = optax.exponential_decay(0.2, transition_steps=1, decay_rate=0.5)
+    tx = optax.chain(optax.sgd(schedule), proximal_l21(schedule, lam))
+    step = jax.jit(tx.update)
+    params, state = kernel, tx.init(kernel)
+    expected = np.asarray(kernel, np.float64)
+    for k in range(3):
+        updates, state = step(jnp.zeros_like(params), state, params)
+        params = optax.apply_updates(params, updates)
+        expected = sh.l21_prox(expected, 0.2 * 0.5**k * lam, -2)
+    got_norms = sh.group_norms(np.asarray(params, np.float64), -2)
+    assert (got_norms == 0).sum() == 4 and (got_norms > 0).sum() == 4
+    assert_close(np.asarray(params), expected, "float32", atol_scale=np.abs(expected).max())
