@@ -65,8 +65,9 @@ def _recording_views(recorders: list):
 
 @pytest.fixture
 def fast_run(monkeypatch):
-    """`training.run` without the probes, diagnostics and plots (tested elsewhere): only the
-    training loop and its checkpoints matter here."""
+    """`training.run` without the encoding, probes, diagnostics and plots (tested elsewhere):
+    only the training loop and its checkpoints matter here."""
+    monkeypatch.setattr(training, "encode", lambda *a, **k: (np.zeros((2, 1)), np.zeros((2, 1))))
     monkeypatch.setattr(training, "probe", lambda *a, **k: {})
     monkeypatch.setattr(training, "diagnostics", lambda *a, **k: ({}, {}))
     monkeypatch.setattr(training, "plot_spectra", lambda *a, **k: None)
