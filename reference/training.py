@@ -306,7 +306,16 @@ def run(cfg: dict, callbacks=(), verbose: int = 1) -> dict:
     cbs += list(callbacks)
 
     t_train = time.perf_counter()
-    model.fit(views, epochs=cfg["epochs"], callbacks=cbs, verbose=1 if bar else 0)
+    # shuffle=False: `views` already draws each epoch's order from (seed, epoch). Keras' own
+    # shuffle of the batch indices draws from Python's global `random`, which a resumed run
+    # does not restore: it applied the same batches in another order.
+    model.fit(
+        views,
+        epochs=cfg["epochs"],
+        callbacks=cbs,
+        shuffle=False,
+        verbose=1 if bar else 0,
+    )
     train_seconds = time.perf_counter() - t_train
     model.save_weights(str(ckpt / "final.weights.h5"))
 

@@ -19,6 +19,13 @@ def _rows(x, min_rows: int = 1) -> np.ndarray:
     return x.astype(np.float64)
 
 
+def _centred(x: np.ndarray) -> np.ndarray:
+    """`x - mean(x)`, exactly 0 when all rows are equal: the first row is subtracted first
+    (the mean of n equal floats is not always that float: 0.1 + 0.1 + 0.1 = 0.30000000000000004)."""
+    y = x - x[0]
+    return y - y.mean(axis=0)
+
+
 def eigenvalue_spectrum(x) -> np.ndarray:
     """Eigenvalues of the sample covariance of the rows of `x`, descending, clipped at 0.
 
@@ -29,7 +36,7 @@ def eigenvalue_spectrum(x) -> np.ndarray:
         x: `(n, d)` representations or embeddings, `n >= 2`.
     """
     x = _rows(x, min_rows=2)
-    xc = x - x.mean(axis=0)
+    xc = _centred(x)
     cov = xc.T @ xc / (x.shape[0] - 1)
     return np.clip(np.linalg.eigvalsh(cov)[::-1], 0.0, None)
 
@@ -49,7 +56,7 @@ def effective_rank(x) -> float:
         x: `(n, d)` samples as rows.
     """
     x = _rows(x)
-    s = np.linalg.svd(x - x.mean(axis=0), compute_uv=False)
+    s = np.linalg.svd(_centred(x), compute_uv=False)
     total = s.sum()
     return _entropy_exp(s / total) if total > 0 else 0.0
 

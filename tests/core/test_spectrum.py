@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 import sparsehead as sh
 
@@ -55,3 +56,17 @@ def test_rankme_formula():
 def test_effective_rank_bounds(x):
     r = sh.effective_rank(x)
     assert r == 0.0 or 1.0 - 1e-9 <= r <= min(x.shape) + 1e-9
+
+
+@given(embeddings(n_min=2, n_max=10, d_max=5), st.sampled_from([1e-3, 7.0, 1e3]))
+def test_effective_rank_is_zero_only_for_equal_rows_and_is_scale_and_rotation_invariant(x, c):
+    r = sh.effective_rank(x)
+    centred = x - x.mean(axis=0)
+    if np.abs(centred).max() > 1e-6:  # rows not all equal: at least one direction
+        assert 1.0 - 1e-9 <= r <= min(x.shape[0] - 1, x.shape[1]) + 1e-9
+        # exp(H(s / sum s)) depends on the singular values up to scale only.
+        assert sh.effective_rank(c * x) == pytest.approx(r, rel=1e-9)
+        q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(x.shape[1],) * 2))
+        assert sh.effective_rank(x @ q) == pytest.approx(r, rel=1e-9)
+    if not np.any(x - x[0]):  # all rows exactly equal
+        assert r == 0.0

@@ -202,3 +202,26 @@ def test_old_names_lam_and_mask_warn_and_give_identical_updates(make):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     with pytest.raises(TypeError, match="both 'targets' and its deprecated name 'mask'"):
         make(0.1, 0.5, targets=mask, mask=mask)
+
+
+def test_schedule_is_read_at_each_steps_count_with_some_groups_surviving():
+    """Zero gradients: three steps of the chain are three prox steps with thresholds
+    `lr_k * l21`, `lr_k = 0.2 * 0.5**k` (sum 0.35 l21). `l21` puts that sum between group
+    norms, so some groups reach 0 and the others keep a norm that depends on every step's
+    `lr_k`: a schedule read at the wrong step (e.g. always at 0: sum 0.6 l21) gives other
+    weights."""
+    kernel = jnp.asarray(np.random.default_rng(3).normal(size=(8, 3)).astype(np.float32))
+    norms = np.sort(sh.group_norms(np.asarray(kernel, np.float64), -2))
+    lam = float(norms[3] + norms[4]) / 2 / 0.35  # 4 of the 8 groups reach 0
+    schedule = optax.exponential_decay(0.2, transition_steps=1, decay_rate=0.5)
+    tx = optax.chain(optax.sgd(schedule), proximal_l21(schedule, lam))
+    step = jax.jit(tx.update)
+    params, state = kernel, tx.init(kernel)
+    expected = np.asarray(kernel, np.float64)
+    for k in range(3):
+        updates, state = step(jnp.zeros_like(params), state, params)
+        params = optax.apply_updates(params, updates)
+        expected = sh.l21_prox(expected, 0.2 * 0.5**k * lam, -2)
+    got_norms = sh.group_norms(np.asarray(params, np.float64), -2)
+    assert (got_norms == 0).sum() == 4 and (got_norms > 0).sum() == 4
+    assert_close(np.asarray(params), expected, "float32", atol_scale=np.abs(expected).max())

@@ -200,9 +200,6 @@ def test_linear_head_run_and_identity_head(tmp_path):
 
 
 def test_proximal_step_gives_exact_zero_groups(tmp_path):
-    adapter = pytest.importorskip("sparsehead.adapters.keras")
-    if not hasattr(adapter, "ProximalL21"):
-        pytest.skip("sparsehead.adapters.keras.ProximalL21 not available yet")
     # A large lambda: the prox step zeroes groups exactly (the penalty alone never does).
     res = run(tiny("simclr", tmp_path, proximal=True, l21=3.0), verbose=0)
     sparsity = res["metrics"]["trained"]["head_sparsity"]
