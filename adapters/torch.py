@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ._deprecation import MISSING, renamed
-from ._torch_ops import _norms_keepdim, group_norms, l21_penalty, l21_prox, l21_prox_
+from ._torch_ops import group_norms, l21_penalty, l21_prox, l21_prox_
 from ._torch_prox import ProximalL21, checked_axis, layout_group_axis
 
 __all__ = [
@@ -173,5 +173,5 @@ def l21_regularization(
     if not 0 <= float(l21) < float("inf"):
         raise ValueError(f"l21 must be finite and >= 0; got {l21}")
     chosen = _select(model, targets, group_axis)
-    total = sum(_norms_keepdim(p, ax).sum() for _, p, ax in chosen)
+    total = sum(l21_penalty(p, ax) for _, p, ax in chosen)
     return float(l21) * total
