@@ -25,7 +25,15 @@ from .spectrum import effective_rank, eigenvalue_spectrum, rankme
 __version__ = "0.1.0"
 
 # Keras names, resolved lazily so that `import sparsehead` never imports a framework.
-_KERAS_NAMES = ("L21", "ProjectionHead", "ProximalL21", "SparsityMonitor")
+_KERAS_NAMES = (
+    "AdaptiveL21",
+    "GroupBudget",
+    "GroupHoyer",
+    "L21",
+    "ProjectionHead",
+    "ProximalL21",
+    "SparsityMonitor",
+)
 
 __all__ = [
     "barlow_twins_loss",
