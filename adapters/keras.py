@@ -5,6 +5,8 @@
 - `GroupHoyer(hoyer, group_axis)`: the scale-invariant group Hoyer-square penalty (DeepHoyer).
 - `GroupBudget(targets, keep, begin_step, end_step)`: a callback that keeps at most `k(t)`
   non-zero groups after each step (the L2,0 budget), `k(t)` on the cubic schedule.
+- `AdaptiveL21(targets, target, measure)`: adapts the L2,1 strength by dual ascent until a
+  scale-free sparsity target is met (penalty or `ProximalL21`).
 - `ProjectionHead`: the paper's Linear -> BN -> ReLU -> Linear head with `L21` on the last
   kernel.
 - `ProximalL21`: a callback that group-soft-thresholds kernels after every optimizer step
@@ -19,6 +21,7 @@ The NumPy reference for all of it is `sparsehead` itself (`sparsehead.l21_norm`,
 
 from __future__ import annotations
 
+from ._keras_adaptive import AdaptiveL21
 from ._keras_budget import BudgetSchedule, GroupBudget, l20_project
 from ._keras_head import ProjectionHead
 from ._keras_hoyer import GroupHoyer, group_hoyer
@@ -30,6 +33,7 @@ from ._keras_regularizer import L21
 
 __all__ = [
     "L21",
+    "AdaptiveL21",
     "BudgetSchedule",
     "GroupBudget",
     "GroupHoyer",
