@@ -25,8 +25,10 @@ __all__ = ["budget_schedule", "budget_steps", "l20_project", "resolve_keep"]
 
 def resolve_keep(keep, groups: int) -> int:
     """The number of groups to keep: `keep` itself for an int in `[0, groups]`, or
-    `ceil(keep * groups)` for a float fraction in `(0, 1]` (the fraction's exact binary value
-    times `groups`, rounded up: at least one group; `0.25` of 10 groups keeps 3).
+    `ceil(keep * groups)` for a float fraction in `(0, 1]`, at least one group; `0.25` of 10
+    groups keeps 3. The fraction is taken as written in decimal (its shortest `str`), in exact
+    arithmetic: `0.07` of 100 groups keeps 7, although `0.07 * 100` is 7.000000000000001 in
+    floats and the binary value of 0.07 is a little above 7/100.
     """
     groups = _check_int(groups, "groups", low=1)
     if isinstance(keep, bool):
@@ -40,7 +42,7 @@ def resolve_keep(keep, groups: int) -> int:
         frac = float(keep)
         if not (math.isfinite(frac) and 0 < frac <= 1):
             raise ValueError(f"keep as a fraction must be in (0, 1]; got {frac}")
-        return math.ceil(Fraction(frac) * groups)
+        return math.ceil(Fraction(str(keep)) * groups)
     raise TypeError(f"keep must be an int or a float fraction; got {type(keep).__name__}")
 
 

@@ -47,7 +47,8 @@ def group_hoyer_gradient(w, group_axis: int = -2) -> np.ndarray:
     `S = sum_j g_j`, `Q = sum_j g_j^2`, `u_j = W_j / g_j` (the L2,1 subgradient; 0 where
     `g_j = 0`, so a zero group gets gradient 0), and the gradient is 0 for `W = 0`. Evaluated
     as `(2/m) * (s/q * u_j - (s/q)^2 * W_j/m)` with `m = max_j g_j`, `s = S/m`, `q = Q/m^2`.
-    The gradient is orthogonal to `W` (`HS` is scale invariant) and scales as `1/m`.
+    The gradient is orthogonal to `W` (`HS` is scale invariant) and scales as `1/m` (so it
+    overflows to inf where `m` is below ~1e-308 and the groups do not cancel).
 
     Returns:
         An array of `w`'s shape, in `w`'s dtype (float64 for integer input), computed in
@@ -61,4 +62,5 @@ def group_hoyer_gradient(w, group_axis: int = -2) -> np.ndarray:
     x64 = x.astype(np.float64)
     u = l21_subgradient(x64, ax)
     c = s / q
-    return ((2.0 / top) * (c * u - (c * c) * (x64 / top))).astype(dtype)
+    # Divide by `top` last: for one group the bracket is exactly 0, even when 2 / top overflows.
+    return ((c * u - (c * c) * (x64 / top)) / top * 2.0).astype(dtype)
