@@ -133,3 +133,13 @@ def test_argument_errors():
     with pytest.raises(ValueError, match="L21 regularizer"):
         model.fit(x, y, verbose=0, callbacks=[AdaptiveL21(plain, target=0.5)])
     assert sh.AdaptiveL21 is AdaptiveL21
+
+
+def test_every_counts_batches():
+    # 4 batches per epoch: every=4 updates after each epoch's last batch, like every=None;
+    # every=2 takes two steps per epoch.
+    per_epoch, *_ = _fit("prox", 1e-2, epochs=3)
+    per_4, *_ = _fit("prox", 1e-2, epochs=3, every=4)
+    per_2, *_ = _fit("prox", 1e-2, epochs=3, every=2)
+    assert per_4["adaptive_l21"] == pytest.approx(per_epoch["adaptive_l21"], rel=1e-6)
+    assert per_2["adaptive_l21"][0] > per_epoch["adaptive_l21"][0]  # two rising steps
