@@ -65,6 +65,21 @@ def _track(owner, variable) -> None:
         owner._tracker.lock()
 
 
+def _hide_from_saving(owner, variable) -> None:
+    """Keep `variable` out of what `owner` saves (a checkpoint taken during `fit` must load
+    into the model without the callback): untracked while `owner.save_own_variables` runs."""
+    save = type(owner).save_own_variables
+
+    def save_own_variables(store):
+        owner._untrack_variable(variable)
+        try:
+            save(owner, store)
+        finally:
+            _track(owner, variable)
+
+    owner.save_own_variables = save_own_variables
+
+
 class AdaptiveL21(keras.callbacks.Callback):
     """Adapts the L2,1 strength `λ` during `fit` until a scale-free sparsity target is met.
 
@@ -174,6 +189,7 @@ class AdaptiveL21(keras.callbacks.Callback):
             self._restore = list(zip(self._kernels, regs, strict=True))
             self._home = model  # the penalty is read in the forward pass: a model variable
         _track(self._home, self.l21)
+        _hide_from_saving(self._home, self.l21)
         self._batches = 0
         model.make_train_function(force=True)
 
@@ -202,6 +218,7 @@ class AdaptiveL21(keras.callbacks.Callback):
         _ = self.model
         final = self.value()
         self._home._untrack_variable(self.l21)
+        del self._home.save_own_variables  # back to the class's method
         if self.prox is not None:
             self.prox.l21 = final
         for v, reg in self._restore:

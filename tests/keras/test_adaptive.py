@@ -143,3 +143,19 @@ def test_every_counts_batches():
     per_2, *_ = _fit("prox", 1e-2, epochs=3, every=2)
     assert per_4["adaptive_l21"] == pytest.approx(per_epoch["adaptive_l21"], rel=1e-6)
     assert per_2["adaptive_l21"][0] > per_epoch["adaptive_l21"][0]  # two rising steps
+
+
+@pytest.mark.parametrize("mode", ["penalty", "prox"])
+def test_checkpoint_taken_during_fit_loads_without_the_callback(mode, tmp_path):
+    # l21 is model (or optimizer) state during fit, but not part of what is saved.
+    x, y = _problem()
+    layer = keras.layers.Dense(4, kernel_regularizer=L21(1e-3) if mode == "penalty" else None)
+    model = keras.Sequential([keras.Input((8,)), layer])
+    model.compile(optimizer="adam", loss="mse")
+    prox = ProximalL21(layer, l21=1e-3) if mode == "prox" else None
+    path = str(tmp_path / "model.keras")
+    callbacks = [AdaptiveL21(prox or layer, target=0.5), keras.callbacks.ModelCheckpoint(path)]
+    model.fit(x, y, epochs=2, verbose=0, callbacks=callbacks + ([prox] if prox else []))
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_array_equal(to_numpy(loaded.layers[0].kernel), to_numpy(layer.kernel))
+    assert len(loaded.optimizer.variables) == len(model.optimizer.variables)
