@@ -37,6 +37,7 @@ from keras import ops
 from ._deprecation import MISSING, renamed
 from ._keras_ops import compute_dtype, group_norms
 from ._keras_regularizer import validate_factor, validate_group_axis
+from ._keras_step import install_step, kernel_variables, remove_step, target_list
 
 __all__ = ["ProximalL21", "group_preconditioner", "l21_prox"]
 
@@ -121,18 +122,6 @@ def group_preconditioner(optimizer, variable, group_axis: int = -2):
     return ops.mean(d, axis=axes, keepdims=True)
 
 
-class _ProxConstraint(keras.constraints.Constraint):
-    """The prox as a Keras constraint: Keras applies constraints right after each update, in
-    the compiled train step, on every backend (JAX's stateless step included)."""
-
-    def __init__(self, owner: ProximalL21, variable):
-        self.owner = owner
-        self.variable = variable
-
-    def __call__(self, w):
-        return self.owner.prox_step(w, self.variable)
-
-
 class ProximalL21(keras.callbacks.Callback):
     """Proximal L2,1 step: exact group sparsity for the given kernels during `model.fit`.
 
@@ -179,9 +168,7 @@ class ProximalL21(keras.callbacks.Callback):
         if scaling is not MISSING:  # the deprecated name; "auto" is also the default
             given = MISSING if precondition == "auto" else precondition
             precondition = renamed("ProximalL21", "precondition", given, "scaling", scaling)
-        self.targets = list(targets) if isinstance(targets, (list, tuple)) else [targets]
-        if not self.targets:
-            raise ValueError("targets must name at least one layer or variable")
+        self.targets = target_list(targets)
         self.l21 = validate_factor(l21, "l21")
         self.group_axis = validate_group_axis(group_axis)
         if precondition not in _PRECONDITIONS:
@@ -191,16 +178,7 @@ class ProximalL21(keras.callbacks.Callback):
 
     def variables(self) -> list:
         """The kernels this step acts on."""
-        out = []
-        for t in self.targets:
-            v = t if isinstance(t, keras.Variable) else getattr(t, "kernel", None)
-            if not isinstance(v, keras.Variable):
-                raise ValueError(
-                    f"ProximalL21 targets must be keras.Variables or layers with a built "
-                    f"`kernel`; got {t!r}"
-                )
-            out.append(v)
-        return out
+        return kernel_variables(self.targets, "ProximalL21")
 
     def threshold(self, variable):
         """The per-step threshold for `variable`: a scalar, or per group for "auto"."""
@@ -210,7 +188,7 @@ class ProximalL21(keras.callbacks.Callback):
         if opt is None:
             raise ValueError("ProximalL21 needs a compiled model with an optimizer")
         lr = ops.cast(opt.learning_rate, "float32")
-        t = lr * self.l21
+        t = lr * ops.cast(self.l21, "float32")  # a float, or a keras.Variable (AdaptiveL21)
         if self.precondition != "lr":
             d = group_preconditioner(opt, variable, self.group_axis)
             if d is not None:
@@ -223,8 +201,6 @@ class ProximalL21(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         opt = _unwrap(self.model.optimizer)
-        if getattr(opt, "gradient_accumulation_steps", None):
-            raise ValueError("ProximalL21 does not support gradient_accumulation_steps")
         if self.precondition != "lr":
             kind = _kind(opt)  # fail here, before anything is installed or traced
             if self.precondition == "adam" and kind not in ("adam", "nadam"):
@@ -232,22 +208,11 @@ class ProximalL21(keras.callbacks.Callback):
                     f'ProximalL21(precondition="adam") needs Adam, AdamW or Nadam; got '
                     f'{type(opt).__name__} (use precondition="auto" or "lr")'
                 )
-        variables = self.variables()
-        for v in variables:
-            if v.constraint is not None:
-                raise ValueError(f"{v.path} already has a constraint ({v.constraint!r})")
-        for v in variables:
-            v.constraint = _ProxConstraint(self, v)
-            self._installed.append(v)
-        # A train function compiled by an earlier fit() knows nothing of the new constraint.
-        self.model.make_train_function(force=True)
+        self._installed = install_step(self, self.variables(), self.prox_step)
 
     def on_train_end(self, logs=None):
-        for v in self._installed:
-            v.constraint = None
+        remove_step(self, self._installed)
         self._installed = []
-        # Do not let a later fit() reuse the function compiled with the prox inside.
-        self.model.train_function = None
 
     @property
     def scaling(self) -> str:

@@ -2,6 +2,11 @@
 
 - `L21(l21, group_axis)`: the regularizer `l21 * ||W||_{2,1}` (Eq. 12-13), NaN-free at zero
   groups, float32 accumulation for half precision, serializable across backends.
+- `GroupHoyer(hoyer, group_axis)`: the scale-invariant group Hoyer-square penalty (DeepHoyer).
+- `GroupBudget(targets, keep, begin_step, end_step)`: a callback that keeps at most `k(t)`
+  non-zero groups after each step (the L2,0 budget), `k(t)` on the cubic schedule.
+- `AdaptiveL21(targets, target, measure)`: adapts the L2,1 strength by dual ascent until a
+  scale-free sparsity target is met (penalty or `ProximalL21`).
 - `ProjectionHead`: the paper's Linear -> BN -> ReLU -> Linear head with `L21` on the last
   kernel.
 - `ProximalL21`: a callback that group-soft-thresholds kernels after every optimizer step
@@ -16,7 +21,10 @@ The NumPy reference for all of it is `sparsehead` itself (`sparsehead.l21_norm`,
 
 from __future__ import annotations
 
+from ._keras_adaptive import AdaptiveL21
+from ._keras_budget import BudgetSchedule, GroupBudget, l20_project
 from ._keras_head import ProjectionHead
+from ._keras_hoyer import GroupHoyer, group_hoyer
 from ._keras_losses import barlow_twins_loss, byol_loss, cosine_similarity, info_nce
 from ._keras_monitor import SparsityMonitor
 from ._keras_ops import group_norms, l2_normalize
@@ -25,15 +33,21 @@ from ._keras_regularizer import L21
 
 __all__ = [
     "L21",
+    "AdaptiveL21",
+    "BudgetSchedule",
+    "GroupBudget",
+    "GroupHoyer",
     "ProjectionHead",
     "ProximalL21",
     "SparsityMonitor",
     "barlow_twins_loss",
     "byol_loss",
     "cosine_similarity",
+    "group_hoyer",
     "group_norms",
     "group_preconditioner",
     "info_nce",
     "l2_normalize",
+    "l20_project",
     "l21_prox",
 ]
