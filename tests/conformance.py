@@ -54,3 +54,13 @@ def grouped_weights(
     index[group_axis] = mask
     w[tuple(index)] = 0
     return round_to(w, dtype), group_axis, dtype
+
+
+def ranking_is_clear(norms: np.ndarray, k: int, rel: float = 1e-4) -> bool:
+    """The k-th and (k+1)-th largest of the float64 `norms` are equal or `rel` apart, so
+    norms accumulated in float32 rank the groups as the float64 core does (for comparing an
+    adapter's L2,0 projection with `sparsehead.l20_project` bit for bit)."""
+    g = np.sort(np.asarray(norms, np.float64))[::-1]
+    if k == 0 or k == g.size:
+        return True
+    return bool(g[k - 1] == g[k] or g[k - 1] - g[k] > rel * g[k - 1])

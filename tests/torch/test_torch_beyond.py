@@ -26,6 +26,7 @@ from sparsehead.adapters.torch import (
 from torch import nn
 
 import sparsehead as sh
+from tests.conformance import ranking_is_clear
 from tests.tolerances import assert_close
 
 from .strategies import grouped_weights
@@ -124,21 +125,11 @@ def test_hoyer_regularization_sums_chosen_weights():
 # ---------------------------------------------------------------- L2,0 projection
 
 
-def boundary_is_clear(w: np.ndarray, group_axis: int, k: int) -> bool:
-    """The k-th and (k+1)-th largest norms are equal or clearly apart (1e-4 relative), so a
-    float32 norm ranks the groups as the float64 core does."""
-    g = np.sort(sh.group_norms(np.asarray(w, np.float64), group_axis))[::-1]
-    if k == 0 or k == g.size:
-        return True
-    a, b = g[k - 1], g[k]
-    return a == b or a - b > 1e-4 * a
-
-
 @given(grouped_weights(), st.data())
 def test_project_equals_core(case, data):
     w, group_axis, dtype = case
     k = data.draw(st.integers(0, w.shape[group_axis]))
-    assume(boundary_is_clear(w, group_axis, k))
+    assume(ranking_is_clear(sh.group_norms(np.asarray(w, np.float64), group_axis), k))
     x = tensor(w, dtype)
     out = l20_project(x, k, group_axis)
     assert out.dtype == x.dtype and out.shape == x.shape
