@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import NamedSharding, PartitionSpec
 
 from sparsehead.budget import budget_steps, resolve_keep
 
@@ -55,11 +56,20 @@ def group_hoyer_penalty(params_leaf: jax.Array, group_axis: int = -2) -> jax.Arr
     return jnp.where(nonzero, jnp.square(s) / jnp.where(nonzero, q, 1), 0)
 
 
+def _replicated(v: jax.Array) -> jax.Array:
+    """`v` gathered on every device when its type says it is sharded (explicit sharding):
+    a sort needs the whole vector, and `G` norms are small."""
+    sharding = getattr(jax.typeof(v), "sharding", None)
+    if isinstance(sharding, NamedSharding) and any(a is not None for a in sharding.spec):
+        v = jax.sharding.reshard(v, NamedSharding(sharding.mesh, PartitionSpec()))
+    return v
+
+
 def _kept_groups(x: jax.Array, group_axis: int, k: jax.Array) -> jax.Array:
     """Bool mask broadcastable against `x`: the `k` groups of largest norm, ties to the lower
     index (a sort on the keys `(-norm, index)`, as the core's stable sort)."""
     g = _ops()._norms_keepdim(x, group_axis)
-    flat = g.reshape(-1)
+    flat = _replicated(g.reshape(-1))
     index = jnp.arange(flat.size, dtype=jnp.int32)
     _, order = jax.lax.sort((-flat, index), num_keys=2)
     rank = jnp.zeros_like(index).at[order].set(index)

@@ -8,7 +8,11 @@ float64 cases run with `jax.enable_x64` switched on for that example only.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from functools import partial
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -23,6 +27,7 @@ import sparsehead as sh
 from tests.conformance import ranking_is_clear
 from tests.tolerances import assert_close
 
+from . import sharded_beyond_worker
 from .strategies import grouped_weights
 from .test_optax_conformance import numpy, precision, result_dtype
 
@@ -198,3 +203,38 @@ def test_group_budget_bad_arguments():
         tx.update(p, tx.init(p))
     with pytest.raises(ValueError, match="2 dimensions"):
         tx.update(jnp.ones(3), tx.init(p), jnp.ones(3))
+
+
+def test_sharded_hoyer_and_budget_equal_core(tmp_path):
+    """Row- and column-sharded kernels over two forced CPU devices (as in
+    test_optax_sharded.py): same value, gradient and projection as the core, still sharded."""
+    out = tmp_path / "sharded.npz"
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    env["JAX_PLATFORMS"] = "cpu"
+    run = subprocess.run(
+        [sys.executable, str(Path(sharded_beyond_worker.__file__)), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    got = np.load(out)
+    w, g = sharded_beyond_worker.weights()
+    lr, keep = sharded_beyond_worker.LR, sharded_beyond_worker.keep()
+    step = w - np.float32(lr) * g
+    expected_new = sh.l20_project(step, keep, -2)
+    norms = sh.group_norms(step, -2)
+    assert norms[2] == norms[5] and expected_new[2].any() and not expected_new[5].any()  # tie
+    for name, shard_shape in (("rows", (4, 6)), ("cols", (8, 3))):
+        assert got[f"{name}_devices"] == 2 and got[f"{name}_grad_devices"] == 2
+        assert tuple(got[f"{name}_shard_shape"]) == shard_shape  # it stayed sharded
+        assert_close(got[f"{name}_value"], sh.group_hoyer(w, -2), "float32")
+        grad = got[f"{name}_grad"]
+        assert np.isfinite(grad).all() and (grad[[1, 6]] == 0).all()
+        assert_close(
+            grad, sh.group_hoyer_gradient(w, -2), "float32", atol_scale=gradient_scale(w, -2)
+        )
+        new = got[f"{name}_new"]
+        np.testing.assert_array_equal(new == 0, expected_new == 0)
+        assert_close(new, expected_new, "float32", atol_scale=np.abs(step).max())
