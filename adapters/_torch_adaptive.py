@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from collections.abc import Iterable
 
 import numpy as np
@@ -65,8 +66,9 @@ class AdaptiveL21:
     they are sparser.
 
     Prefer `prox=`: the penalty's subgradient leaves the groups it would remove oscillating
-    around 0 with an amplitude of about `lr * λ`, which the measure reads as dense, so with
-    a large `lr * λ` (plain SGD) `λ` can keep growing. The prox sets them to exactly 0.
+    around 0 with an amplitude of about `lr * λ` (about `lr` under Adam, whatever `λ`),
+    which the measure reads as dense, so `λ` can keep growing (to `max_l21`, with a warning).
+    The prox sets them to exactly 0.
 
     Args:
         targets: parameters, or modules whose `.weight` is meant (e.g. `[model.head[-1]]`).
@@ -80,6 +82,8 @@ class AdaptiveL21:
         every: update `λ` every `every` optimizer steps (`>= 1`); between updates the primal
             steps let the weights follow the new `λ`.
         min_l21: the floor `λ_min > 0`.
+        max_l21: the cap `λ_max >= min_l21`; reaching it warns (`RuntimeWarning`) that the
+            measure does not respond to `λ` (e.g. the penalty under Adam, see above).
         group_axis: the axis that names a group (`-1` for `nn.Linear.weight`).
         prox: an optional `ProximalL21` on the same weights, whose strength follows `λ`.
 
@@ -97,6 +101,7 @@ class AdaptiveL21:
         dual_lr: float = 1.0,
         every: int = 50,
         min_l21: float = 1e-12,
+        max_l21: float = 1e3,
         group_axis: int = -1,
         prox=None,
     ) -> None:
@@ -114,7 +119,10 @@ class AdaptiveL21:
         if isinstance(every, bool) or not isinstance(every, numbers.Integral) or every < 1:
             raise ValueError(f"every must be an int >= 1; got {every!r}")
         self.min_l21 = check_positive(min_l21, "min_l21")
-        self.l21 = max(check_positive(l21, "l21"), self.min_l21)
+        self.max_l21 = check_positive(max_l21, "max_l21")
+        if self.max_l21 < self.min_l21:
+            raise ValueError(f"max_l21 must be >= min_l21 ({self.min_l21}); got {max_l21}")
+        self.l21 = min(max(check_positive(l21, "l21"), self.min_l21), self.max_l21)
         self.dual_lr = check_positive(dual_lr, "dual_lr")
         if prox is not None and not hasattr(prox, "thresholds"):
             raise TypeError(f"prox must be a ProximalL21; got {type(prox).__name__}")
@@ -155,7 +163,16 @@ class AdaptiveL21:
         """One dual step from the measure now; returns the new `λ`."""
         s = self.current_measure()
         sign = MEASURES[self.measure]
-        self.l21 = max(self.min_l21, self.l21 * math.exp(sign * self.dual_lr * (s - self.target)))
+        step = math.exp(sign * self.dual_lr * (s - self.target))
+        self.l21 = min(self.max_l21, max(self.min_l21, self.l21 * step))
+        if self.l21 == self.max_l21 and step > 1:
+            warnings.warn(
+                f"AdaptiveL21: λ reached max_l21={self.max_l21} with the measure at {s:.3g} "
+                f"(target {self.target}): the weights do not get sparser as λ grows; with the "
+                "penalty under Adam or a large lr, use prox=",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         self.measure_value = s
         self.history.append((self.step_count, self.l21, s))
         self._sync_prox()

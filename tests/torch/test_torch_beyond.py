@@ -252,6 +252,10 @@ def test_adaptive_update_is_the_multiplicative_dual_step():
     floor = AdaptiveL21(w, target=1.0, l21=1e-3, dual_lr=50.0, min_l21=1e-6)
     floor.update()
     assert floor.l21 == 1e-6
+    cap = AdaptiveL21(w, target=0.0, l21=1e-3, dual_lr=50.0, max_l21=1e-2)
+    with pytest.warns(RuntimeWarning, match="max_l21"):
+        cap.update()  # s = 0.3 > 0: λ would grow by exp(15)
+    assert cap.l21 == 1e-2
     assert adaptive.penalty().item() == pytest.approx(adaptive.l21 * sh.l21_norm(w.numpy(), -1))
 
 
@@ -267,6 +271,8 @@ def test_adaptive_bad_arguments():
         AdaptiveL21(w, 0.5, dual_lr=-1.0)
     with pytest.raises(ValueError, match="every"):
         AdaptiveL21(w, 0.5, every=0)
+    with pytest.raises(ValueError, match="max_l21"):
+        AdaptiveL21(w, 0.5, min_l21=1e-3, max_l21=1e-4)
 
 
 def regression(seed: int = 0):
