@@ -69,6 +69,9 @@ def _kept_groups(x: jax.Array, group_axis: int, k: jax.Array) -> jax.Array:
     """Bool mask broadcastable against `x`: the `k` groups of largest norm, ties to the lower
     index (a sort on the keys `(-norm, index)`, as the core's stable sort)."""
     g = _ops()._norms_keepdim(x, group_axis)
+    dims = tuple(d for d in range(x.ndim) if d != group_axis % x.ndim)
+    # a group holding NaN ranks first (as +inf): it is kept, so the NaN stays visible
+    g = jnp.where(jnp.any(jnp.isnan(x), axis=dims, keepdims=True), jnp.inf, g)
     flat = _replicated(g.reshape(-1))
     index = jnp.arange(flat.size, dtype=jnp.int32)
     _, order = jax.lax.sort((-flat, index), num_keys=2)
@@ -94,6 +97,7 @@ def group_budget(
     For a leaf `p` and the incoming (final) update `u`, the new update is `P_k(p + u) - p`,
     where `P_k` keeps the `k` groups of largest norm (ties to the lower index) and sets the
     others to exactly 0, so `optax.apply_updates` lands on the projection of the plain step.
+    A group holding NaN counts as the largest and is kept (the NaN is not hidden).
     Put it LAST in `optax.chain`. For the `t`-th update (`t = 1, 2, ...`; `count + 1`)
 
         k(t) = k_f + (G - k_f) * (1 - (t - t0) / (t1 - t0))^3,   rounded up,

@@ -27,7 +27,10 @@ def _kept_groups(weight: torch.Tensor, ax: int, keep) -> torch.Tensor:
     """Bool mask, broadcastable against `weight`: the `k` groups of largest norm, ties to the
     lower index (a stable sort of the norms, descending, as in the core)."""
     g = _norms_keepdim(weight.detach(), ax)
-    flat = g.reshape(-1)
+    dims = tuple(d for d in range(weight.ndim) if d != ax)
+    # a group holding NaN ranks first (as +inf): it is kept, so the NaN stays visible
+    nan = weight.detach().isnan().any(dim=dims, keepdim=True)
+    flat = torch.where(nan, torch.inf, g).reshape(-1)
     k = resolve_keep(keep, flat.numel())
     order = torch.sort(flat, descending=True, stable=True).indices
     mask = torch.zeros(flat.shape, dtype=torch.bool, device=flat.device)
@@ -40,8 +43,8 @@ def l20_project(weight: torch.Tensor, keep, group_axis: int = -1) -> torch.Tenso
 
     The `k = resolve_keep(keep, G)` groups with the largest `||W_j||_2` are copied bit for
     bit, all others set to exactly 0; ties go to the lower index (norms accumulated in float32
-    for half and float32 weights, float64 for float64). A NaN group counts as the largest, so
-    NaN is never hidden.
+    for half and float32 weights, float64 for float64). A group holding NaN counts as the
+    largest and is kept, so a NaN is never hidden by the projection.
 
     Args:
         weight: tensor of at least 2 dimensions.

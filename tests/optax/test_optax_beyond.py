@@ -116,6 +116,9 @@ def test_projection_by_hand_ties_to_the_lower_index():
     expected = w * np.array([[1], [1], [0], [1], [0]], np.float32)
     np.testing.assert_array_equal(project_once(w, 3, -2), expected)
     np.testing.assert_array_equal(project_once(w.T.copy(), 3, -1), expected.T)
+    nan = np.array([[1.0], [np.nan], [3.0]], np.float32)
+    got = project_once(nan, 1, -2)
+    assert np.isnan(got[1, 0]) and got[2, 0] == 0  # the NaN group is kept, not hidden
 
 
 @given(

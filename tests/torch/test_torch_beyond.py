@@ -164,6 +164,8 @@ def test_project_by_hand_fraction_and_errors():
             l20_project(w, bad)
     with pytest.raises(TypeError, match="keep"):
         l20_project(w, True)
+    nan = torch.tensor([[1.0, float("nan"), 3.0, 0.5]])
+    assert l20_project(nan, 1)[0, 1].isnan() and l20_project(nan, 1)[0, 2] == 0  # not hidden
     with pytest.raises(ValueError, match="2 dimensions"):
         l20_project(torch.ones(3), 1)
 
