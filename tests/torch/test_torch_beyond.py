@@ -102,6 +102,21 @@ def test_hoyer_extreme_scales(dtype, scale):
     assert_close(numpy(x.grad), expected, dtype, atol_scale=2 / scale)
 
 
+def test_hoyer_under_autocast_is_float32_and_equals_core():
+    torch.manual_seed(0)
+    w = torch.randn(6, 9)
+    w[:, 3] = 0
+    w.requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        value = group_hoyer_penalty(w)
+    value.backward()
+    assert value.dtype == torch.float32
+    w64 = w.detach().double().numpy()
+    assert_close(value.item(), sh.group_hoyer(w64, -1), "float32")
+    expected = sh.group_hoyer_gradient(w64, -1)
+    assert_close(numpy(w.grad), expected, "float32", atol_scale=gradient_scale(w64, -1))
+
+
 def test_hoyer_regularization_sums_chosen_weights():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(5, 6), nn.ReLU(), nn.Linear(6, 4))
@@ -199,6 +214,31 @@ def test_budget_follows_core_schedule_in_training_loop():
         if t >= 13:
             assert ks[-1] == 4  # ceil(0.25 * 16), exactly
     assert ks[:3] == [16] * 3 and ks[-1] == 4
+
+
+@given(
+    st.integers(1, 12),
+    st.data(),
+    st.integers(0, 6),
+    st.integers(0, 12),
+    st.integers(1, 4),
+)
+def test_budget_schedule_equals_core(groups, data, t0, span, every):
+    """No training, distinct column norms: groups only leave, so after step `t` the weight
+    has `budget_schedule(t')` non-zero groups, `t'` the last step that projected (`t' > t0`,
+    and `t'` a multiple of `every` or `t' >= t1`)."""
+    keep = data.draw(st.integers(0, groups) | st.floats(0.01, 1.0))
+    t1 = t0 + span
+    weight = nn.Parameter(torch.arange(groups, 0, -1, dtype=torch.float32).repeat(2, 1))
+    opt = torch.optim.SGD([weight], lr=0.1)
+    budget = GroupBudget(opt, keep, weight, begin_step=t0, end_step=t1, every=every)
+    last = 0
+    for t in range(1, t1 + 4):
+        budget.step()
+        if t > t0 and (t % every == 0 or t >= t1):
+            last = t
+        assert budget.current_keep == [sh.budget_schedule(t, groups, keep, t0, t1)]
+        assert budget.nonzero_groups() == [sh.budget_schedule(last, groups, keep, t0, t1)]
 
 
 def test_budget_attach_end_step_none_and_state():
