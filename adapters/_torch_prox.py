@@ -21,7 +21,13 @@ from ._deprecation import MISSING, renamed
 from ._torch_dist import local_optimizer, on_state_owner, whole
 from ._torch_ops import _check_weight, _norms_keepdim, l21_prox_
 
-__all__ = ["ProximalL21", "checked_axis", "is_adam_like", "layout_group_axis"]
+__all__ = [
+    "ProximalL21",
+    "checked_axis",
+    "is_adam_like",
+    "layout_group_axis",
+    "resolve_targets",
+]
 
 _PRECONDITIONS = ("auto", "adam", "lr")
 
@@ -66,6 +72,36 @@ def _named(item, i: int, names: dict[int, str]) -> tuple[str, torch.Tensor, int]
     raise TypeError(
         f"targets must hold nn.Module or torch.Tensor items; targets[{i}] is {type(item).__name__}"
     )
+
+
+def resolve_targets(
+    targets, group_axis: int | None, optimizer: torch.optim.Optimizer | None = None
+) -> list[tuple[str, torch.Tensor, int]]:
+    """`(name, parameter, group axis)` for each entry of `targets` (modules or tensors).
+
+    The group axis is `group_axis` if given, else inferred from the owning module's layout
+    (`layout_group_axis`; `-1` for a bare tensor). Names come from the optimizer's
+    `param_names` when it was built from `named_parameters()`; errors name the parameter.
+    """
+    if isinstance(targets, (torch.Tensor, nn.Module)):
+        targets = [targets]
+    if not isinstance(targets, Iterable):
+        raise TypeError(
+            "targets must be an nn.Module, a torch.Tensor or an iterable of them; "
+            f"got {type(targets).__name__}"
+        )
+    names = {
+        id(p): n
+        for g in (optimizer.param_groups if optimizer is not None else ())
+        for p, n in zip(g["params"], g.get("param_names", ()), strict=False)
+    }
+    chosen = [_named(item, i, names) for i, item in enumerate(targets)]
+    if not chosen:
+        raise ValueError("targets must name at least one parameter")
+    return [
+        (name, p, checked_axis(p, group_axis if group_axis is not None else inferred, name))
+        for name, p, inferred in chosen
+    ]
 
 
 class ProximalL21:
@@ -136,25 +172,8 @@ class ProximalL21:
             )
         if precondition == "auto":
             precondition = "adam" if is_adam_like(optimizer) else "lr"
-        if isinstance(targets, (torch.Tensor, nn.Module)):
-            targets = [targets]
-        if not isinstance(targets, Iterable):
-            raise TypeError(
-                "targets must be an nn.Module, a torch.Tensor or an iterable of them; "
-                f"got {type(targets).__name__}"
-            )
-        names = {
-            id(p): n
-            for g in optimizer.param_groups
-            for p, n in zip(g["params"], g.get("param_names", ()), strict=False)
-        }
-        chosen = [_named(item, i, names) for i, item in enumerate(targets)]
-        if not chosen:
-            raise ValueError("targets must name at least one parameter")
-        self._axes = [
-            checked_axis(p, group_axis if group_axis is not None else inferred, name)
-            for name, p, inferred in chosen
-        ]
+        chosen = resolve_targets(targets, group_axis, optimizer)
+        self._axes = [ax for _, _, ax in chosen]
         self._groups = []
         for name, p, _ in chosen:
             found = [g for g in optimizer.param_groups if any(q is p for q in g["params"])]

@@ -33,10 +33,14 @@ import optax
 from sparsehead._validation import check_group_axis
 
 from ._deprecation import MISSING, renamed
+from ._optax_beyond import GroupBudgetState, group_budget, group_hoyer_penalty
 
 __all__ = [
+    "GroupBudgetState",
     "ProximalL21State",
     "adamw_proximal_l21",
+    "group_budget",
+    "group_hoyer_penalty",
     "group_norms",
     "l21_penalty",
     "l21_prox",

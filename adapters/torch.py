@@ -21,12 +21,21 @@ import torch
 from torch import nn
 
 from ._deprecation import MISSING, renamed
+from ._torch_adaptive import AdaptiveL21
+from ._torch_budget import GroupBudget, l20_project, l20_project_
+from ._torch_hoyer import group_hoyer_penalty, hoyer_regularization
 from ._torch_ops import group_norms, l21_penalty, l21_prox, l21_prox_
 from ._torch_prox import ProximalL21, checked_axis, layout_group_axis
 
 __all__ = [
+    "AdaptiveL21",
+    "GroupBudget",
     "ProximalL21",
+    "group_hoyer_penalty",
     "group_norms",
+    "hoyer_regularization",
+    "l20_project",
+    "l20_project_",
     "l21_penalty",
     "l21_prox",
     "l21_prox_",

@@ -119,3 +119,13 @@ def assert_same_nonfinite(actual, expected, err_msg: str = "") -> None:
     expected = np.asarray(expected, np.float64)
     np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected), err_msg=err_msg)
     np.testing.assert_array_equal(np.isposinf(actual), np.isposinf(expected), err_msg=err_msg)
+
+
+def ranking_is_clear(norms: np.ndarray, k: int, rel: float = 1e-4) -> bool:
+    """The k-th and (k+1)-th largest of the float64 `norms` are equal or `rel` apart, so
+    norms accumulated in float32 rank the groups as the float64 core does (for comparing an
+    adapter's L2,0 projection with `sparsehead.l20_project` bit for bit)."""
+    g = np.sort(np.asarray(norms, np.float64))[::-1]
+    if k == 0 or k == g.size:
+        return True
+    return bool(g[k - 1] == g[k] or g[k - 1] - g[k] > rel * g[k - 1])

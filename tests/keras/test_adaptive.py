@@ -45,7 +45,7 @@ def _fit(mode, l21, target=0.5, epochs=40, dual_lr=2.0, every=None, measure="gro
     )
     model = keras.Sequential([keras.Input((8,)), layer])
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
-    prox = ProximalL21(layer, l21=l21, scaling="lr") if mode == "prox" else None
+    prox = ProximalL21(layer, l21=l21, precondition="lr") if mode == "prox" else None
     adaptive = AdaptiveL21(
         prox or layer, target=target, measure=measure, l21=l21, dual_lr=dual_lr, every=every
     )

@@ -1,0 +1,70 @@
+"""Group Hoyer-square (DeepHoyer, Yang, Wen and Li, ICLR 2020) as a PyTorch penalty.
+
+`HS(W) = (sum_j g_j)^2 / sum_j g_j^2` with `g_j = ||W_j||_2` the group norms of Eq. 13. It does
+not change when `W` is scaled, so `hoyer * HS(W)` can only be lowered by concentrating the
+weight in fewer groups, not by the uniform shrinkage that BatchNorm and the cosine of InfoNCE
+let `||W||_{2,1}` get away with. Reference: `sparsehead.group_hoyer` (the NumPy core).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+
+from sparsehead._validation import check_nonnegative
+
+from ._torch_ops import _check_weight, _norms_keepdim
+
+__all__ = ["group_hoyer_penalty", "hoyer_regularization"]
+
+
+def group_hoyer_penalty(weight: torch.Tensor, group_axis: int = -1) -> torch.Tensor:
+    """Group Hoyer-square `HS(W) = (sum_j ||W_j||_2)^2 / sum_j ||W_j||_2^2`, differentiable.
+
+    `1 <= HS <= G` for `W != 0`, `0` for `W = 0`. The gradient is
+    `2 S/Q * W_j/||W_j||_2 - 2 S^2/Q^2 * W_j` (`S = sum g`, `Q = sum g^2`): 0 on a zero group
+    and 0 for `W = 0`, never NaN. Every group norm is divided by the largest (a constant for
+    autograd, `HS` being scale invariant) before the sums, so nothing overflows, even for
+    float32 weights near 1e30.
+
+    Args:
+        weight: tensor of at least 2 dimensions, any floating dtype.
+        group_axis: the axis whose index names a group (`-1`: columns of `nn.Linear.weight`).
+
+    Returns:
+        A 0-d tensor, float32 for float16/bfloat16/float32 weights (float64 for float64); the
+        gradient reaching `weight` is in `weight`'s dtype. Multiply by the strength yourself,
+        or use `hoyer_regularization`.
+    """
+    ax = _check_weight(weight, group_axis)
+    g = _norms_keepdim(weight, ax)
+    top = g.detach().amax()
+    r = g / torch.where(top > 0, top, torch.ones_like(top))  # in [0, 1]
+    s, q = r.sum(), r.square().sum()
+    nonzero = q > 0
+    return torch.where(nonzero, s.square() / torch.where(nonzero, q, torch.ones_like(q)), 0.0)
+
+
+def hoyer_regularization(
+    model: torch.nn.Module,
+    hoyer: float,
+    targets,
+    *,
+    group_axis: int = -1,
+) -> torch.Tensor:
+    """`hoyer * sum_W HS(W)` over the weights `targets` chooses, to add to a loss.
+
+    Args:
+        model: the model (may be wrapped in DDP or `torch.compile`).
+        hoyer: the strength, finite and `>= 0`.
+        targets: as for `l21_regularization`: names, globs, modules or parameters.
+        group_axis: the axis naming a group in every chosen weight (`-1` for `nn.Linear`).
+
+    Example: `loss = info_nce(z1, z2) + hoyer_regularization(model, 1e-3, "head.2")`.
+    """
+    from .torch import select_parameters  # here: adapters.torch imports this module
+
+    hoyer = check_nonnegative(hoyer, "hoyer")
+    chosen: Iterable = select_parameters(model, targets)
+    return hoyer * sum(group_hoyer_penalty(p, group_axis) for _, p in chosen)

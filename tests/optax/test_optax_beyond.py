@@ -1,0 +1,251 @@
+"""Beyond the paper in optax against the NumPy core: group Hoyer and the L2,0 budget, jitted.
+
+Values, gradients and projections are compared with `sparsehead.group_hoyer`,
+`group_hoyer_gradient`, `l20_project` and `budget_schedule` on Hypothesis weights (shapes,
+group axes, scales from 1e-30 to 1e30, exactly-zero groups), within `tests.tolerances`.
+float64 cases run with `jax.enable_x64` switched on for that example only.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from functools import partial
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from sparsehead.adapters.optax import GroupBudgetState, group_budget, group_hoyer_penalty
+
+import sparsehead as sh
+from tests.conformance import ranking_is_clear
+from tests.tolerances import assert_close
+
+from . import sharded_beyond_worker
+from .strategies import grouped_weights
+from .test_optax_conformance import numpy, precision, result_dtype
+
+
+def gradient_scale(w: np.ndarray, group_axis: int) -> float:
+    """`2 S/Q / m` (m the largest norm): the size of each of the gradient's two terms, the
+    floor for comparing entries where they cancel (one non-zero group: exactly 0)."""
+    g = sh.group_norms(np.asarray(w, np.float64), group_axis)
+    if not g.any():
+        return 0.0
+    r = g / g.max()
+    return 2 * r.sum() / (r @ r) / g.max()
+
+
+@partial(jax.jit, static_argnames=("group_axis",))
+def hoyer_and_grad(x, group_axis):
+    return jax.value_and_grad(lambda w: group_hoyer_penalty(w, group_axis))(x)
+
+
+# Each example compiles once (0.2 to 0.5 s), as in test_optax_conformance.py.
+@settings(max_examples=max(10, settings().max_examples * 2 // 3))
+@given(grouped_weights())
+def test_hoyer_value_and_gradient_equal_core_under_jit(case):
+    w, group_axis, dtype = case
+    with precision(dtype):
+        value, grad = hoyer_and_grad(jnp.asarray(w), group_axis=group_axis)
+        assert value.dtype == result_dtype(dtype) and value.shape == ()
+        assert grad.dtype == w.dtype
+        value, grad = numpy(value), numpy(grad)
+    assert_close(value, sh.group_hoyer(w, group_axis), result_dtype(dtype))
+    assert np.isfinite(grad).all()
+    expected = sh.group_hoyer_gradient(np.asarray(w, np.float64), group_axis)
+    assert_close(grad, expected, dtype, atol_scale=gradient_scale(w, group_axis))
+    index = [slice(None)] * w.ndim
+    index[group_axis] = sh.group_norms(w, group_axis) == 0
+    assert (grad[tuple(index)] == 0).all()  # zero groups: exactly 0, not NaN
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float16, jnp.bfloat16])
+def test_hoyer_all_zero_and_extreme_scales(dtype):
+    value, grad = hoyer_and_grad(jnp.zeros((5, 4), dtype), group_axis=-2)
+    assert float(value) == 0.0 and not np.asarray(grad, np.float32).any()
+    # rows of norms 5, 5, 0: HS = 100 / 50 = 2 at any scale; at 1e30 naive squares overflow
+    for scale in (1e30, 1e-30) if dtype != jnp.float16 else (1e2, 1e-2):
+        x = (jnp.asarray([[3.0, 4.0], [0.0, 5.0], [0.0, 0.0]]) * scale).astype(dtype)
+        value, grad = hoyer_and_grad(x, group_axis=-2)
+        assert float(value) == pytest.approx(2.0, rel=1e-2 if dtype != jnp.float32 else 1e-6)
+        grad = numpy(grad)
+        assert np.isfinite(grad).all() and (grad[2] == 0).all()
+        expected = sh.group_hoyer_gradient(np.asarray(x, np.float64), -2)
+        assert_close(grad, expected, jnp.dtype(dtype).name, atol_scale=2 / scale)
+
+
+# ---------------------------------------------------------------- L2,0 budget
+
+
+def project_once(w: np.ndarray, keep, group_axis: int) -> np.ndarray:
+    """One jitted update with a zero incoming update: `P_k(p + 0) - p`, applied."""
+    tx = group_budget(keep, group_axis=group_axis)
+    p = jnp.asarray(w)
+    updates, state = jax.jit(tx.update)(jnp.zeros_like(p), tx.init(p), p)
+    assert isinstance(state, GroupBudgetState) and int(state.count) == 1
+    new = optax.apply_updates(p, updates)
+    assert new.dtype == p.dtype
+    return numpy(new)
+
+
+# A new transformation compiles per example (~1 s on a busy machine): 20 examples.
+@settings(max_examples=20)
+@given(grouped_weights(), st.data())
+def test_projection_equals_core_under_jit(case, data):
+    w, group_axis, dtype = case
+    # XLA on CPU flushes subnormal results to zero, so `p + (p - p)` would not give p back
+    w = np.where(np.abs(w.astype(np.float64)) < float(jnp.finfo(w.dtype).tiny), 0, w)
+    w = w.astype(np.asarray(case[0]).dtype)
+    k = data.draw(st.integers(0, w.shape[group_axis]))
+    assume(ranking_is_clear(sh.group_norms(np.asarray(w, np.float64), group_axis), k))
+    with precision(dtype):
+        got = project_once(w, k, group_axis)
+    np.testing.assert_array_equal(got, sh.l20_project(w, k, group_axis).astype(np.float64))
+
+
+def test_projection_by_hand_ties_to_the_lower_index():
+    # row norms 1, 1, 1, 2, 1: keep the 2, then the lowest indices
+    w = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [0.0, 2.0], [-1.0, 0.0]], np.float32)
+    expected = w * np.array([[1], [1], [0], [1], [0]], np.float32)
+    np.testing.assert_array_equal(project_once(w, 3, -2), expected)
+    np.testing.assert_array_equal(project_once(w.T.copy(), 3, -1), expected.T)
+    nan = np.array([[1.0], [np.nan], [3.0]], np.float32)
+    got = project_once(nan, 1, -2)
+    assert np.isnan(got[1, 0]) and got[2, 0] == 0  # the NaN group is kept, not hidden
+
+
+@given(
+    st.lists(st.integers(0, 3), min_size=2, max_size=8),
+    st.lists(st.booleans(), min_size=8, max_size=8),
+    st.data(),
+)
+@settings(max_examples=15)
+def test_ties_go_to_the_lower_index_like_core(levels, signs, data):
+    # rows that are sign flips of a few base rows: many exactly equal norms
+    base = np.array([[0.0, 0.0], [1.0, 2.0], [3.0, 1.0], [0.5, 0.25]], np.float32)
+    w = np.stack([base[v] * (1 if s else -1) for v, s in zip(levels, signs, strict=False)])
+    k = data.draw(st.integers(1, w.shape[0] - 1))
+    np.testing.assert_array_equal(project_once(w, k, -2), sh.l20_project(w, k, -2))
+
+
+def test_budget_in_training_loop_follows_core_schedule_on_target_leaves_only():
+    """SGD on a regression where every input matters: after each jitted step the kernel is
+    the core's projection of the plain SGD step with `budget_schedule(t)` groups, exactly
+    `keep` groups are non-zero from `end_step` on, and the bias is never touched."""
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(64, 16)), jnp.float32)
+    y = x @ jnp.asarray(rng.normal(size=(16, 3)), jnp.float32)
+    params = {"kernel": jnp.asarray(rng.normal(size=(16, 3)), jnp.float32), "bias": jnp.ones(3)}
+    lr = 0.05
+    budget = group_budget(0.25, {"kernel": True, "bias": False}, begin_step=3, end_step=13)
+    tx = optax.chain(optax.sgd(lr), budget)
+    sgd_only = optax.sgd(lr)
+
+    def loss(p):
+        return jnp.mean(jnp.square(x @ p["kernel"] + p["bias"] - y))
+
+    @jax.jit
+    def step(p, state):
+        grads = jax.grad(loss)(p)
+        plain = optax.apply_updates(p, sgd_only.update(grads, sgd_only.init(p))[0])
+        updates, state = tx.update(grads, state, p)
+        return optax.apply_updates(p, updates), state, plain
+
+    state = tx.init(params)
+    for t in range(1, 21):
+        params, state, plain = step(params, state)
+        k = sh.budget_schedule(t, 16, 0.25, 3, 13)
+        expected = sh.l20_project(np.asarray(plain["kernel"]), k, -2)
+        kernel = np.asarray(params["kernel"])
+        # kept groups: p + ((p + u) - p) may round differently from p + u, by an ulp
+        assert_close(kernel, expected, "float32", atol_scale=np.abs(expected).max())
+        np.testing.assert_array_equal(kernel == 0, expected == 0)  # zeroed: exactly 0
+        np.testing.assert_array_equal(np.asarray(params["bias"]), np.asarray(plain["bias"]))
+        nonzero = int(np.count_nonzero(sh.group_norms(np.asarray(params["kernel"]), -2)))
+        assert nonzero == k
+        if t >= 13:
+            assert nonzero == 4  # ceil(0.25 * 16), exactly
+
+
+@pytest.mark.parametrize(
+    ("groups", "keep", "t0", "t1"), [(9, 1, 0, 2), (28, 1, 5, 8), (10, 3, 2, 30)]
+)
+def test_schedule_equals_core_at_every_count(groups, keep, t0, t1):
+    """With zero incoming updates the groups only ever leave: after `t` updates exactly
+    `budget_schedule(t)` groups (all distinct norms) are non-zero."""
+    w = jnp.asarray(np.arange(1.0, groups + 1)[::-1, None] * np.ones((1, 2)), jnp.float32)
+    tx = group_budget(keep, begin_step=t0, end_step=t1)
+
+    def body(carry, _):
+        p, state = carry
+        updates, state = tx.update(jnp.zeros_like(p), state, p)
+        p = optax.apply_updates(p, updates)
+        return (p, state), jnp.sum(jnp.any(p != 0, axis=1))
+
+    _, counts = jax.jit(lambda p: jax.lax.scan(body, (p, tx.init(p)), length=t1 + 3))(w)
+    expected = [sh.budget_schedule(t, groups, keep, t0, t1) for t in range(1, t1 + 4)]
+    assert np.asarray(counts).tolist() == expected
+
+
+def test_group_budget_bad_arguments():
+    for bad in (-1, 0.0, 1.5):
+        with pytest.raises(ValueError, match="keep"):
+            group_budget(bad)
+    with pytest.raises(TypeError, match="keep"):
+        group_budget(True)
+    with pytest.raises(ValueError, match="end_step"):
+        group_budget(2, begin_step=4, end_step=3)
+    with pytest.raises(ValueError, match="begin_step"):
+        group_budget(2, begin_step=-1)
+    with pytest.raises(TypeError, match="group_axis"):
+        group_budget(2, group_axis="rows")
+    tx = group_budget(5)
+    p = jnp.ones((4, 2))
+    with pytest.raises(ValueError, match="keep"):
+        tx.update(p, tx.init(p), p)  # 5 > 4 groups
+    with pytest.raises(ValueError, match="params"):
+        tx.update(p, tx.init(p))
+    with pytest.raises(ValueError, match="2 dimensions"):
+        tx.update(jnp.ones(3), tx.init(p), jnp.ones(3))
+
+
+def test_sharded_hoyer_and_budget_equal_core(tmp_path):
+    """Row- and column-sharded kernels over two forced CPU devices (as in
+    test_optax_sharded.py): same value, gradient and projection as the core, still sharded."""
+    out = tmp_path / "sharded.npz"
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    env["JAX_PLATFORMS"] = "cpu"
+    run = subprocess.run(
+        [sys.executable, str(Path(sharded_beyond_worker.__file__)), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    got = np.load(out)
+    w, g = sharded_beyond_worker.weights()
+    lr, keep = sharded_beyond_worker.LR, sharded_beyond_worker.keep()
+    step = w - np.float32(lr) * g
+    expected_new = sh.l20_project(step, keep, -2)
+    norms = sh.group_norms(step, -2)
+    assert norms[2] == norms[5] and expected_new[2].any() and not expected_new[5].any()  # tie
+    for name, shard_shape in (("rows", (4, 6)), ("cols", (8, 3))):
+        assert got[f"{name}_devices"] == 2 and got[f"{name}_grad_devices"] == 2
+        assert tuple(got[f"{name}_shard_shape"]) == shard_shape  # it stayed sharded
+        assert_close(got[f"{name}_value"], sh.group_hoyer(w, -2), "float32")
+        grad = got[f"{name}_grad"]
+        assert np.isfinite(grad).all() and (grad[[1, 6]] == 0).all()
+        assert_close(
+            grad, sh.group_hoyer_gradient(w, -2), "float32", atol_scale=gradient_scale(w, -2)
+        )
+        new = got[f"{name}_new"]
+        np.testing.assert_array_equal(new == 0, expected_new == 0)
+        assert_close(new, expected_new, "float32", atol_scale=np.abs(step).max())
