@@ -17,7 +17,7 @@ from .data import list_datasets
 from .names import BACKBONES, HEADS
 from .presets import DEFAULTS, PRESETS
 
-__all__ = ["METHOD_DEFAULTS", "config_from_args", "main", "make_parser"]
+__all__ = ["METHOD_DEFAULTS", "config_from_args", "main", "make_parser", "parse_keep"]
 
 #: Settings that only one method has, with their defaults.
 METHOD_DEFAULTS: dict[str, dict] = {
@@ -25,6 +25,14 @@ METHOD_DEFAULTS: dict[str, dict] = {
     "byol": {"tau": 0.99},
     "barlow-twins": {"lambda_offdiag": 5e-3},
 }
+
+
+def parse_keep(text: str) -> int | float:
+    """`--budget`: an int number of groups, or a fraction of them when it has a point."""
+    try:
+        return float(text) if any(c in text for c in ".eE") else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an int or a fraction: {text!r}") from None
 
 
 def _default(key: str) -> str:
@@ -57,6 +65,34 @@ def make_parser(method: str) -> argparse.ArgumentParser:
         action="store_true",
         help="exact sparsity: a prox step on the head kernel after every update "
         "instead of the penalty in the loss",
+    )
+    p.add_argument(
+        "--hoyer",
+        type=float,
+        help="group Hoyer regularizer hoyer * HS(W) on the head's last kernel instead of L2,1 "
+        "(scale-invariant; docs/beyond.md)" + _default("hoyer"),
+    )
+    p.add_argument(
+        "--budget",
+        type=parse_keep,
+        metavar="KEEP",
+        help="keep at most KEEP groups of the head's last kernel (an int, or a fraction in "
+        "(0, 1]), reached by the cubic schedule of gradual pruning (no L2,1 by default)",
+    )
+    p.add_argument(
+        "--budget-steps",
+        type=int,
+        nargs=2,
+        metavar=("BEGIN", "END"),
+        help="optimizer steps where the budget schedule starts and ends "
+        "(default: 0 and two thirds of the training steps)",
+    )
+    p.add_argument(
+        "--target-sparsity",
+        type=float,
+        metavar="F",
+        help="adapt the L2,1 strength (from --l21) by dual ascent until a fraction F of the "
+        "head's groups holds 95%% of the energy; use with --proximal",
     )
     p.add_argument("--head", choices=HEADS, help="projection head" + _default("head"))
     p.add_argument("--head-hidden", type=int, help="hidden width of the MLP head" + _default(

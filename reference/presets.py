@@ -28,6 +28,10 @@ DEFAULTS: dict = {
     "head_dim": 64,
     "l21": None,  # None: the paper's 1e-4 when the head has weights, 0 for the identity head
     "proximal": False,
+    "hoyer": 0.0,  # group Hoyer instead of L2,1 (reference/variants.py)
+    "budget": None,  # keep at most this many head groups (int, or a fraction of them)
+    "budget_steps": None,  # [begin, end] of the budget schedule; None: [0, 2/3 of the steps]
+    "target_sparsity": None,  # adapt l21 until this fraction of groups holds 95 % energy
     "epochs": 10,
     "batch_size": 256,
     "lr": 3e-3,

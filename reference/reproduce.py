@@ -32,9 +32,8 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from reference.cli import config_from_args
+from reference.cli import config_from_args, parse_keep
 from reference.names import METHODS
-from reference.report import plot_spectra, write_json
 from reference.stats import NO_INTERVAL, paired_difference, verdict
 
 __all__ = [
@@ -113,19 +112,24 @@ _BY_KEY = {m.key: m for m in METRICS}
 _INIT_KEYS = METRICS[:6]
 
 
-def settings(l21s: list[float], penalty: bool, proximal: bool, extra=()) -> list[tuple[str, dict]]:
+def settings(
+    l21s: list[float], penalty: bool, proximal: bool, extra=(), proximal_l21s=None
+) -> list[tuple[str, dict]]:
     """(label, config overrides) for the baseline, each SparseHead variant, then `extra`.
+
+    The penalty runs at each of `l21s`, the proximal step at each of `proximal_l21s` (default:
+    `l21s`).
 
     `extra` is a sequence of further (label, overrides), e.g. `("group Hoyer 1e-3",
     {"hoyer": 1e-3})`; `reproduce.py --setting LABEL JSON` adds one from the command line.
     Every setting is compared with the first, the baseline.
     """
     out = [(BASELINE, {"l21": 0.0, "proximal": False})]
-    for lam in l21s:
-        if penalty:
-            out.append((f"SparseHead penalty λ={lam:g}", {"l21": lam, "proximal": False}))
-        if proximal:
-            out.append((f"SparseHead proximal λ={lam:g}", {"l21": lam, "proximal": True}))
+    if penalty:
+        out += [(f"SparseHead penalty λ={lam:g}", {"l21": lam, "proximal": False}) for lam in l21s]
+    if proximal:
+        out += [(f"SparseHead proximal λ={lam:g}", {"l21": lam, "proximal": True})
+                for lam in (l21s if proximal_l21s is None else proximal_l21s)]  # fmt: skip
     for label, overrides in extra:
         if not isinstance(label, str) or not label:
             raise ValueError(f"setting label must be a non-empty string; got {label!r}")
@@ -304,6 +308,17 @@ def comparison_table(method: str, dataset: str, comparison: dict, seeds) -> str:
     return "\n".join(lines)
 
 
+def beyond_settings(hoyers=(), budgets=(), targets=()) -> list[tuple[str, dict]]:
+    """Settings for the variants beyond the paper (docs/beyond.md): group Hoyer at each
+    strength, an L2,0 budget at each `keep`, and adaptive λ (proximal step, starting at the
+    paper's 1e-4) at each target fraction of groups holding 95 % of the energy."""
+    out = [(f"group Hoyer {h:g}", {"hoyer": h, "l21": 0.0, "proximal": False}) for h in hoyers]
+    out += [(f"budget keep={k:g}", {"budget": k, "l21": 0.0, "proximal": False}) for k in budgets]
+    out += [(f"adaptive λ target={f:g}", {"target_sparsity": f, "l21": 1e-4, "proximal": True})
+            for f in targets]  # fmt: skip
+    return out
+
+
 def _parse_settings(pairs) -> list[tuple[str, dict]]:
     out = []
     for label, text in pairs or ():
@@ -319,10 +334,11 @@ def _reproduce(method: str, args, train_argv: list[str], extra, out: Path) -> di
     """All settings x seeds of one method into `out`; its tables, comparison and report."""
     import keras
 
+    from reference.report import plot_spectra, write_json
     from reference.training import run
 
     base = config_from_args(method, [*train_argv, "--quiet"])
-    grid = settings(args.l21, not args.no_penalty, not args.no_proximal, extra)
+    grid = settings(args.l21, not args.no_penalty, not args.no_proximal, extra, args.proximal_l21)
     for label, overrides in grid:
         unknown = sorted(set(overrides) - set(base))
         if unknown:
@@ -394,6 +410,23 @@ def main(argv=None, extra_settings=()) -> dict:
         help="seeds; each setting runs once per seed and is paired with the "
         "baseline's run of the same seed (default 0 1 2 3 4)",
     )
+    p.add_argument(
+        "--proximal-l21",
+        type=float,
+        nargs="+",
+        help="lambda values of the proximal variant (default: those of --l21)",
+    )
+    p.add_argument("--hoyer", type=float, nargs="+", default=[], help="group Hoyer strengths")
+    p.add_argument(
+        "--budget", type=parse_keep, nargs="+", default=[], help="L2,0 budgets (int or fraction)"
+    )
+    p.add_argument(
+        "--target-sparsity",
+        type=float,
+        nargs="+",
+        default=[],
+        help="adaptive-λ targets (fraction of groups holding 95%% of the energy)",
+    )
     p.add_argument("--no-penalty", action="store_true", help="skip the penalty variant")
     p.add_argument("--no-proximal", action="store_true", help="skip the proximal variant")
     p.add_argument(
@@ -410,10 +443,16 @@ def main(argv=None, extra_settings=()) -> dict:
         p.error(f"--seeds must be distinct; got {args.seeds}")
     methods = list(dict.fromkeys(args.methods or [args.method or "simclr"]))
     try:
-        extra = [*extra_settings, *_parse_settings(args.setting)]
-        settings(args.l21, not args.no_penalty, not args.no_proximal, extra)
+        extra = [
+            *beyond_settings(args.hoyer, args.budget, args.target_sparsity),
+            *extra_settings,
+            *_parse_settings(args.setting),
+        ]
+        settings(args.l21, not args.no_penalty, not args.no_proximal, extra, args.proximal_l21)
     except (TypeError, ValueError) as e:
         p.error(str(e))
+
+    from reference.report import write_json
 
     out = Path(args.out)
     reports = {m: _reproduce(m, args, train_argv, extra, out / m) for m in methods}

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from sparsehead.adapters.keras import ProximalL21, SparsityMonitor
+from sparsehead.adapters.keras import SparsityMonitor
 
 from . import data as datasets
 from .augment import Augment, to_float
@@ -37,6 +37,7 @@ from .evaluate import diagnostics, encode, probe
 from .heads import build_head, regularized_kernel
 from .methods import BYOL, BarlowTwins, SimCLR, mlp_predictor
 from .report import plot_group_norms, plot_spectra, summary, versions, write_json
+from .variants import check_variants, default_l21, head_callbacks, install_hoyer
 
 __all__ = ["TwoViews", "run", "spectra_title"]
 
@@ -126,6 +127,7 @@ def _check(cfg: dict) -> None:
         raise ValueError(f"l21 must be >= 0; got {cfg['l21']!r}")
     if cfg["proximal"] and cfg["head"] == "identity":
         raise ValueError("proximal needs a head with weights; head 'identity' has none")
+    check_variants(cfg)
 
 
 def _load(cfg: dict):
@@ -246,7 +248,7 @@ def run(cfg: dict, callbacks=(), verbose: int = 1) -> dict:
             (out / name).unlink(missing_ok=True)
     _check(cfg)
     if cfg["l21"] is None:
-        cfg["l21"] = 0.0 if cfg["head"] == "identity" else 1e-4
+        cfg["l21"] = default_l21(cfg)
     # The penalty in the loss; with --proximal the prox step replaces it.
     cfg["penalty"] = 0.0 if cfg["proximal"] else cfg["l21"]
     out.mkdir(parents=True, exist_ok=True)
@@ -266,6 +268,7 @@ def run(cfg: dict, callbacks=(), verbose: int = 1) -> dict:
     # Backbone f, head h (L21 on its last layer), objective; Adam with weight decay.
     model, head = _build(cfg, x_train.shape[1:])
     kernel = regularized_kernel(head)
+    install_hoyer(cfg, kernel)
 
     def evaluate() -> tuple[dict, dict]:
         """Frozen features -> linear probe and 5-NN; spectra, ranks, sparsity, min-max ratio."""
@@ -294,8 +297,7 @@ def run(cfg: dict, callbacks=(), verbose: int = 1) -> dict:
 
     views = TwoViews(x_ssl, cfg["batch_size"], Augment(), cfg["seed"], epoch=initial_epoch)
     cbs = [keras.callbacks.BackupAndRestore(str(ckpt / "backup"), delete_checkpoint=False)]
-    if cfg["proximal"]:
-        cbs.append(ProximalL21(kernel, cfg["l21"]))
+    cbs += head_callbacks(cfg, kernel, len(views))
     if kernel is not None:
         cbs.append(SparsityMonitor(kernel))
     # A progress bar on a terminal; a plain line per epoch in a pipe or a log file (the bar's
@@ -372,6 +374,13 @@ def run(cfg: dict, callbacks=(), verbose: int = 1) -> dict:
 
 def spectra_title(cfg: dict) -> str:
     """The spectra plot's title: method, and how SparseHead was applied (or that it was off)."""
+    if cfg.get("hoyer"):
+        return f"{cfg['method']}, group Hoyer hoyer={cfg['hoyer']:g}"
+    if cfg.get("budget") is not None:
+        return f"{cfg['method']}, L2,0 budget keep={cfg['budget']:g}"
+    if cfg.get("target_sparsity") is not None:
+        how = "proximal step" if cfg["proximal"] else "penalty"
+        return f"{cfg['method']}, adaptive L2,1 {how} target={cfg['target_sparsity']:g}"
     if not cfg["l21"]:
         return f"{cfg['method']}, no SparseHead (l21=0)"
     how = "proximal step" if cfg["proximal"] else "penalty"
