@@ -1,0 +1,124 @@
+"""BYOL's target network (reference/methods.py): batch statistics in its BatchNorm, updates by
+the exponential moving average only, and the cosine schedule of its decay (Grill et al., 2020).
+
+Run once per Keras backend (KERAS_BACKEND), each in its own process."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from reference.methods import BYOL, cosine_tau  # noqa: E402
+
+D_IN, D = 4, 6
+
+
+def _net(seed: int) -> keras.Model:
+    """A backbone whose output is BatchNorm's: standardized per feature in batch-stat mode."""
+    return keras.Sequential(
+        [
+            keras.Input((D_IN,)),
+            keras.layers.Dense(D, kernel_initializer=keras.initializers.GlorotNormal(seed)),
+            keras.layers.BatchNormalization(epsilon=1e-3),
+        ]
+    )
+
+
+def _byol(tau: float = 0.9, total_steps=None) -> BYOL:
+    predictor = keras.Sequential([keras.layers.Dense(D)])
+    model = BYOL(
+        _net(1),
+        keras.layers.Identity(),
+        predictor,
+        _net(2),
+        keras.layers.Identity(),
+        tau=tau,
+        total_steps=total_steps,
+    )
+    model.build((None, D_IN))
+    return model
+
+
+def _batch(n: int = 64) -> np.ndarray:
+    # Far from zero mean and unit variance, so moving statistics (initially 0 and 1) and batch
+    # statistics give very different outputs.
+    return (3.0 + 5.0 * np.random.default_rng(0).standard_normal((n, D_IN))).astype("float32")
+
+
+def _np(v) -> np.ndarray:
+    return keras.ops.convert_to_numpy(v).astype(np.float64)
+
+
+def test_target_batchnorm_normalises_with_the_batch_statistics():
+    model = _byol()
+    out = model(_batch(), training=True)
+    zt = _np(out["zt"])
+    # BN(Dense(x)) with the batch's own mean and variance, gamma = 1, beta = 0: every feature
+    # has mean 0 and standard deviation sqrt(var / (var + eps)) ~ 1 over the batch.
+    np.testing.assert_allclose(zt.mean(axis=0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(zt.std(axis=0), 1.0, atol=1e-3)
+
+
+def test_target_is_updated_by_the_ema_only_not_by_gradients():
+    model = _byol(tau=0.9)
+    # Move the target away from the online network so that the EMA has something to do.
+    for t, _ in model._pairs():
+        t.assign(t + 0.5)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5))
+    target_ids = {id(t) for t, _ in model._pairs()}
+    assert not target_ids & {id(v) for v in model.trainable_weights}
+    pairs = [(t, o) for t, o in model._pairs() if o.trainable]  # kernels, gamma, beta
+    assert pairs
+    before = [(_np(t), _np(o)) for t, o in pairs]
+    model.train_on_batch(_batch())
+    moved = 0
+    for (t, o), (t0, o0) in zip(pairs, before, strict=True):
+        # t <- tau t + (1 - tau) o with o the online value before this step's gradient update.
+        np.testing.assert_allclose(_np(t), 0.9 * t0 + 0.1 * o0, rtol=1e-5, atol=1e-6)
+        moved += not np.allclose(_np(o), o0)
+    assert moved  # the online network did take a gradient step
+
+
+@pytest.mark.parametrize("base", [0.99, 0.996, 0.5])
+def test_cosine_tau_matches_its_closed_form(base):
+    k_total = 1000
+    # cos(0) = 1, cos(pi / 2) = 0, cos(pi) = -1, cos(pi / 3) = 1/2.
+    expected = {
+        0: base,
+        k_total // 3: 1 - (1 - base) * 0.75,
+        k_total // 2: 1 - (1 - base) * 0.5,
+        k_total: 1.0,
+        2 * k_total: 1.0,  # stays at 1 after the last step
+    }
+    for k, tau in expected.items():
+        got = float(keras.ops.convert_to_numpy(cosine_tau(k, k_total, base)))
+        if k == k_total // 3:
+            tau = 1 - (1 - base) * (math.cos(math.pi * 333 / 1000) + 1) / 2
+        assert got == pytest.approx(tau, abs=1e-6)
+
+
+def test_ema_uses_the_scheduled_tau_of_the_current_step():
+    model = _byol(tau=0.5, total_steps=4)
+    for t, _ in model._pairs():
+        t.assign(t + 0.5)
+    model.step.assign(2.0)  # tau_2 = 1 - 0.5 * (cos(pi / 2) + 1) / 2 = 0.75
+    pairs = [(t, o) for t, o in model._pairs() if o.trainable]
+    before = [(_np(t), _np(o)) for t, o in pairs]
+    model(_batch(), training=True)
+    for (t, _), (t0, o0) in zip(pairs, before, strict=True):
+        np.testing.assert_allclose(_np(t), 0.75 * t0 + 0.25 * o0, rtol=1e-5, atol=1e-6)
+    assert float(_np(model.step)) == 3.0
+
+
+def test_tau_and_total_steps_are_validated():
+    for bad in (1.0, -0.1):
+        with pytest.raises(ValueError, match="tau"):
+            BYOL(_net(1), keras.layers.Identity(), keras.layers.Dense(D), _net(2),
+                 keras.layers.Identity(), tau=bad)  # fmt: skip
+    with pytest.raises(ValueError, match="total_steps"):
+        BYOL(_net(1), keras.layers.Identity(), keras.layers.Dense(D), _net(2),
+             keras.layers.Identity(), total_steps=0)  # fmt: skip
