@@ -1,6 +1,7 @@
 """The command line shared by `train_simclr.py`, `train_byol.py` and `train_barlow_twins.py`.
 
-Precedence: explicit flags > `--preset` > the CPU-sized defaults (`presets.DEFAULTS`).
+Precedence: explicit flags > `--preset` > the method's CPU-sized defaults
+(`presets.METHOD_DEFAULTS`) > the shared ones (`presets.DEFAULTS`).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import argparse
 
 from .backbones import BACKBONES
 from .heads import HEADS
-from .presets import DEFAULTS, PRESETS
+from .presets import DEFAULTS, METHOD_DEFAULTS, PRESETS
 
 __all__ = ["config_from_args", "make_parser"]
 
@@ -41,6 +42,19 @@ def make_parser(method: str) -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, help="Adam learning rate")
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--temperature", type=float, help="InfoNCE temperature (SimCLR)")
+    p.add_argument("--tau", type=float, help="BYOL: (starting) EMA decay of the target network")
+    p.add_argument(
+        "--tau-schedule",
+        choices=("cosine", "constant"),
+        help="BYOL: tau annealed to 1 with a cosine over the run (Grill et al., 2020), or fixed",
+    )
+    p.add_argument(
+        "--crop-scale",
+        type=float,
+        nargs=2,
+        metavar=("MIN", "MAX"),
+        help="area range of the random resized crop (the paper's: 0.2 1)",
+    )
     p.add_argument("--backbone", choices=BACKBONES)
     p.add_argument("--dataset", help=f"dataset name (default {d['dataset']})")
     p.add_argument("--data-dir", help="where the dataset files are")
@@ -73,7 +87,7 @@ def make_parser(method: str) -> argparse.ArgumentParser:
 def config_from_args(method: str, argv=None) -> dict:
     """Parse `argv` into a run configuration dict (see `training.run`)."""
     args = make_parser(method).parse_args(argv)
-    cfg = dict(DEFAULTS)
+    cfg = {**DEFAULTS, **METHOD_DEFAULTS.get(method, {})}
     if args.preset:
         cfg.update(PRESETS[args.preset])
     for key, value in vars(args).items():

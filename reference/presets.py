@@ -13,7 +13,7 @@ Where each value comes from (see docs/reproducing.md):
 
 from __future__ import annotations
 
-__all__ = ["DEFAULTS", "PRESETS"]
+__all__ = ["DEFAULTS", "METHOD_DEFAULTS", "PRESETS"]
 
 # The run that `python reference/train_simclr.py` does with no flags.
 DEFAULTS: dict = {
@@ -21,7 +21,7 @@ DEFAULTS: dict = {
     "data_dir": None,
     "download": False,
     "train_size": 8192,
-    "test_size": 2000,
+    "test_size": None,  # the whole test split (10 000 images for Fashion-MNIST)
     "backbone": "small-cnn",
     "head": "mlp",
     "head_hidden": 512,
@@ -33,13 +33,25 @@ DEFAULTS: dict = {
     "lr": 3e-3,
     "weight_decay": 1e-6,
     "temperature": 0.5,
+    "crop_scale": [0.2, 1.0],  # area range of the random resized crop
+    "tau": 0.99,  # BYOL: starting EMA decay of the target
+    "tau_schedule": "cosine",  # BYOL: tau -> 1 with a cosine over the run
+    "lambda_offdiag": 5e-3,  # Barlow Twins: weight of the off-diagonal terms
     "seed": 0,
     "ssl_split": "train",  # the split self-supervised training uses (STL-10: train+unlabeled)
     "jit_compile": "auto",
 }
 
+# The method's own CPU-sized settings, over `DEFAULTS` (and under `--preset` and the flags).
+METHOD_DEFAULTS: dict[str, dict] = {
+    "simclr": {},
+    "byol": {},
+    "barlow-twins": {},
+}
+
 _PAPER = {
     "backbone": "resnet18",
+    "crop_scale": [0.2, 1.0],
     "head": "mlp",
     "head_hidden": 1024,
     "head_dim": 64,

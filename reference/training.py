@@ -114,6 +114,9 @@ def _check(cfg: dict) -> None:
         raise ValueError(f"weight_decay must be >= 0; got {cfg['weight_decay']!r}")
     if cfg["l21"] is not None and not cfg["l21"] >= 0:
         raise ValueError(f"l21 must be >= 0; got {cfg['l21']!r}")
+    schedule = cfg.get("tau_schedule", "constant")
+    if schedule not in ("cosine", "constant"):
+        raise ValueError(f"tau_schedule must be 'cosine' or 'constant'; got {schedule!r}")
     if cfg["proximal"] and cfg["head"] == "identity":
         raise ValueError("proximal needs a head with weights; head 'identity' has none")
 
