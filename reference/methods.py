@@ -86,15 +86,18 @@ class BYOL(_TwoView):
 
     `target_backbone` and `target_head` must be structural copies of `backbone` and `head`
     (`keras.models.clone_model`, or built by the same function); their weights are set to the
-    online ones at build and then follow `t <- tau_k t + (1 - tau_k) o` once per training
-    step (BatchNorm statistics included), with `tau_k = tau` (`total_steps=None`) or BYOL's
-    cosine schedule from `tau` to 1 over `total_steps` steps (`cosine_tau`).
+    online ones at build; then, once per training step, the target's parameters (the
+    weights the optimizer trains in the online network) follow `t <- tau_k t + (1 - tau_k) o`,
+    with `tau_k = tau` (`total_steps=None`) or BYOL's cosine schedule from `tau` to 1 over
+    `total_steps` steps (`cosine_tau`).
 
-    As in BYOL's implementation, the target network runs in training mode: its BatchNorm
-    layers normalise with the batch statistics (a frozen Keras 3 BatchNormalization would use
-    its moving statistics whatever `training` says). So the target layers stay trainable and
-    only their variables are made non-trainable: the optimizer never sees them, and the EMA is
-    their only update.
+    As in BYOL's implementation (and the W-MSE code base), the target network runs in training
+    mode: its BatchNorm layers normalise with the batch statistics (a frozen Keras 3
+    BatchNormalization would use its moving statistics whatever `training` says; with those
+    near their initial values BYOL did not learn here, see docs/reproducing.md). So the target
+    layers stay trainable and only their variables are made non-trainable: the optimizer never
+    sees them, and the EMA is their only update. The target's BatchNorm moving statistics,
+    never used, are left to BatchNorm.
     """
 
     def __init__(
@@ -163,7 +166,8 @@ class BYOL(_TwoView):
         zt = self.target_head(self.target_backbone(x, training=True), training=True)
         tau = self.current_tau()
         for t, o in self._pairs():
-            t.assign(tau * t + (1.0 - tau) * ops.stop_gradient(o))
+            if o.trainable:  # parameters; not BatchNorm's moving statistics
+                t.assign(tau * t + (1.0 - tau) * ops.stop_gradient(o))
         self.step.assign(self.step + 1.0)
         return {"p": p, "zt": ops.stop_gradient(zt)}
 

@@ -86,19 +86,18 @@ def test_target_is_updated_by_the_ema_only_not_by_gradients():
 @pytest.mark.parametrize("base", [0.99, 0.996, 0.5])
 def test_cosine_tau_matches_its_closed_form(base):
     k_total = 1000
-    # cos(0) = 1, cos(pi / 2) = 0, cos(pi) = -1, cos(pi / 3) = 1/2.
+    # tau_k = 1 - (1 - base) (cos(pi k / K) + 1) / 2 with cos(0) = 1, cos(pi / 4) = sqrt(2) / 2,
+    # cos(pi / 2) = 0, cos(pi) = -1.
     expected = {
         0: base,
-        k_total // 3: 1 - (1 - base) * 0.75,
-        k_total // 2: 1 - (1 - base) * 0.5,
+        k_total // 4: 1 - (1 - base) * (math.sqrt(2) / 2 + 1) / 2,
+        k_total // 2: 1 - (1 - base) / 2,
         k_total: 1.0,
         2 * k_total: 1.0,  # stays at 1 after the last step
     }
     for k, tau in expected.items():
         got = float(keras.ops.convert_to_numpy(cosine_tau(k, k_total, base)))
-        if k == k_total // 3:
-            tau = 1 - (1 - base) * (math.cos(math.pi * 333 / 1000) + 1) / 2
-        assert got == pytest.approx(tau, abs=1e-6)
+        assert got == pytest.approx(tau, abs=1e-6), k
 
 
 def test_ema_uses_the_scheduled_tau_of_the_current_step():
