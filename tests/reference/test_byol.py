@@ -121,3 +121,33 @@ def test_tau_and_total_steps_are_validated():
     with pytest.raises(ValueError, match="total_steps"):
         BYOL(_net(1), keras.layers.Identity(), keras.layers.Dense(D), _net(2),
              keras.layers.Identity(), total_steps=0)  # fmt: skip
+
+
+def test_method_defaults_sit_between_the_shared_defaults_and_preset_and_flags(monkeypatch):
+    from reference import cli, presets
+
+    monkeypatch.setitem(presets.METHOD_DEFAULTS, "byol", {"epochs": 7, "tau": 0.9})
+    cfg = cli.config_from_args("byol", [])
+    assert (cfg["epochs"], cfg["tau"]) == (7, 0.9)
+    assert cli.config_from_args("simclr", [])["epochs"] == presets.DEFAULTS["epochs"]
+    assert cli.config_from_args("byol", ["--epochs", "3"])["epochs"] == 3
+    assert cli.config_from_args("byol", ["--preset", "paper-cifar10"])["epochs"] == 1000
+    cfg = cli.config_from_args("byol", ["--tau", "0.5", "--tau-schedule", "constant"])
+    assert (cfg["tau"], cfg["tau_schedule"]) == (0.5, "constant")
+    assert cli.config_from_args("simclr", ["--crop-scale", "0.3", "1"])["crop_scale"] == [0.3, 1.0]
+    # The paper's presets keep the paper's crops whatever the CPU default is.
+    assert cli.config_from_args("simclr", ["--preset", "paper-stl10"])["crop_scale"] == [0.2, 1.0]
+
+
+def test_raw_pixel_knn_is_cosine_5nn_on_the_flattened_images():
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from reference.training import raw_pixel_knn
+
+    rng = np.random.default_rng(3)
+    x_train, x_test = rng.random((60, 4, 5, 1)), rng.random((30, 4, 5, 1))
+    y_train, y_test = rng.integers(0, 3, 60), rng.integers(0, 3, 30)
+    ref = KNeighborsClassifier(5, metric="cosine", algorithm="brute")
+    ref.fit(x_train.reshape(60, -1), y_train)
+    expected = np.mean(ref.predict(x_test.reshape(30, -1)) == y_test)
+    assert raw_pixel_knn(x_train, y_train, x_test, y_test) == pytest.approx(expected)
