@@ -1,7 +1,8 @@
 """The command line shared by `train_simclr.py`, `train_byol.py` and `train_barlow_twins.py`.
 
-Precedence: explicit flags > `--preset` > the CPU-sized defaults (`presets.DEFAULTS`, and
-`METHOD_DEFAULTS` for the flags that only one method has).
+Precedence: explicit flags > `--preset` > the method's CPU-sized defaults
+(`presets.METHOD_DEFAULTS`) > the shared ones (`presets.DEFAULTS`, which also hold the
+settings only one method reads: `temperature`, `tau`, `lambda_offdiag`).
 
 Building the parser imports no deep-learning framework (`--help` answers at once): the choices
 come from `names.py` and `data.py`, and `main` imports the training code only after parsing.
@@ -15,16 +16,9 @@ import sys
 
 from .data import list_datasets
 from .names import BACKBONES, HEADS
-from .presets import DEFAULTS, PRESETS
+from .presets import DEFAULTS, METHOD_DEFAULTS, PRESETS
 
 __all__ = ["METHOD_DEFAULTS", "config_from_args", "main", "make_parser", "parse_keep"]
-
-#: Settings that only one method has, with their defaults.
-METHOD_DEFAULTS: dict[str, dict] = {
-    "simclr": {},  # its temperature is in presets.DEFAULTS (the paper's presets set it too)
-    "byol": {"tau": 0.99},
-    "barlow-twins": {"lambda_offdiag": 5e-3},
-}
 
 
 def parse_keep(text: str) -> int | float:
@@ -111,16 +105,28 @@ def make_parser(method: str) -> argparse.ArgumentParser:
         p.add_argument(
             "--tau",
             type=float,
-            help="target network moving average, t <- tau t + (1 - tau) o "
-            f"(default: {METHOD_DEFAULTS['byol']['tau']})",
+            help="target network moving average, t <- tau t + (1 - tau) o, at the start"
+            + _default("tau"),
+        )
+        p.add_argument(
+            "--tau-schedule",
+            choices=("cosine", "constant"),
+            help="tau annealed to 1 with a cosine over the run (Grill et al., 2020), or fixed"
+            + _default("tau_schedule"),
         )
     if method == "barlow-twins":
         p.add_argument(
             "--lambda-offdiag",
             type=float,
-            help="weight of the off-diagonal terms C_ij^2 of the loss "
-            f"(default: {METHOD_DEFAULTS['barlow-twins']['lambda_offdiag']})",
+            help="weight of the off-diagonal terms C_ij^2 of the loss" + _default("lambda_offdiag"),
         )
+    p.add_argument(
+        "--crop-scale",
+        type=float,
+        nargs=2,
+        metavar=("MIN", "MAX"),
+        help="area range of the random resized crop (the paper's: 0.2 1)" + _default("crop_scale"),
+    )
     p.add_argument("--backbone", choices=BACKBONES, help="feature extractor" + _default(
         "backbone"))  # fmt: skip
     p.add_argument(
@@ -173,7 +179,7 @@ def make_parser(method: str) -> argparse.ArgumentParser:
 def config_from_args(method: str, argv=None) -> dict:
     """Parse `argv` into a run configuration dict (see `training.run`)."""
     args = make_parser(method).parse_args(argv)
-    cfg = {**DEFAULTS, **METHOD_DEFAULTS[method]}
+    cfg = {**DEFAULTS, **METHOD_DEFAULTS.get(method, {})}
     if args.preset:
         cfg.update(PRESETS[args.preset])
     for key, value in vars(args).items():

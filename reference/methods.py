@@ -15,13 +15,15 @@ penalty (`self.losses`), so the objective is Eq. 12: `loss + lambda * ||W||_{2,1
 
 from __future__ import annotations
 
+import math
+
 import keras
 from keras import ops
 from sparsehead.adapters.keras import barlow_twins_loss, byol_loss, info_nce
 
 from .names import METHODS
 
-__all__ = ["BYOL", "METHODS", "BarlowTwins", "SimCLR"]
+__all__ = ["BYOL", "METHODS", "BarlowTwins", "SimCLR", "cosine_tau"]
 
 
 def _halves(z):
@@ -71,28 +73,56 @@ class BarlowTwins(_TwoView):
         return barlow_twins_loss(z1, z2, self.lambda_offdiag) + self._penalty()
 
 
+def cosine_tau(step, total_steps, tau_base: float):
+    """BYOL's target decay at step `k` of `K` (Grill et al., 2020, Sec. 3.2):
+
+    `tau_k = 1 - (1 - tau_base) * (cos(pi k / K) + 1) / 2`, from `tau_base` at `k = 0` to 1 at
+    `k = K` (and 1 after). `step` may be a backend tensor (the training step counter).
+    """
+    k = ops.minimum(ops.cast(step, "float32"), float(total_steps))
+    return 1.0 - (1.0 - tau_base) * (ops.cos(math.pi * k / float(total_steps)) + 1.0) / 2.0
+
+
 class BYOL(_TwoView):
     """BYOL (Grill et al., 2020): online `f, h, q`; target `f', h'` = EMA of `f, h`.
 
     `target_backbone` and `target_head` must be structural copies of `backbone` and `head`
     (`keras.models.clone_model`, or built by the same function); their weights are set to the
-    online ones on the first training call and then follow `t <- tau t + (1 - tau) o` once per
-    step (BatchNorm statistics included). They are frozen, so in the target network BatchNorm
-    uses its (moving-average) statistics.
+    online ones at build; then, once per training step, the target's parameters (the
+    weights the optimizer trains in the online network) follow `t <- tau_k t + (1 - tau_k) o`,
+    with `tau_k = tau` (`total_steps=None`) or BYOL's cosine schedule from `tau` to 1 over
+    `total_steps` steps (`cosine_tau`).
+
+    As in BYOL's implementation (and the W-MSE code base), the target network runs in training
+    mode: its BatchNorm layers normalise with the batch statistics (a frozen Keras 3
+    BatchNormalization would use its moving statistics whatever `training` says; with those
+    near their initial values BYOL did not learn here, see docs/reproducing.md). So the target
+    layers stay trainable and only their variables are made non-trainable: the optimizer never
+    sees them, and the EMA is their only update. The target's BatchNorm moving statistics,
+    never used, are left to BatchNorm.
     """
 
     def __init__(
-        self, backbone, head, predictor, target_backbone, target_head, tau: float = 0.99, **kwargs
+        self,
+        backbone,
+        head,
+        predictor,
+        target_backbone,
+        target_head,
+        tau: float = 0.99,
+        total_steps: int | None = None,
+        **kwargs,
     ):
         super().__init__(backbone, head, **kwargs)
         if not 0 <= tau < 1:
             raise ValueError(f"tau must be in [0, 1); got {tau}")
+        if total_steps is not None and (isinstance(total_steps, bool) or int(total_steps) < 1):
+            raise ValueError(f"total_steps must be None or a positive int; got {total_steps!r}")
         self.predictor = predictor
         self.target_backbone = target_backbone
         self.target_head = target_head
         self.tau = float(tau)
-        target_backbone.trainable = False
-        target_head.trainable = False
+        self.total_steps = None if total_steps is None else int(total_steps)
 
     def build(self, input_shape):
         for net in (self.backbone, self.target_backbone):
@@ -103,6 +133,11 @@ class BYOL(_TwoView):
             if not layer.built:
                 layer.build(rep_shape)
         self.predictor.build((input_shape[0], self.head.compute_output_shape(rep_shape)[-1]))
+        for v in self.target_backbone.weights + self.target_head.weights:
+            v.trainable = False  # updated by the EMA only (the layers stay in training mode)
+        self.step = self.add_weight(
+            shape=(), initializer="zeros", trainable=False, name="ema_step", dtype="float32"
+        )
         self.copy_to_target()
         self.built = True
 
@@ -118,14 +153,24 @@ class BYOL(_TwoView):
         for t, o in self._pairs():
             t.assign(ops.copy(o))  # a copy: JAX would share (and donate) one buffer
 
+    def current_tau(self):
+        """`tau_k` at the current step (a constant `tau` without a schedule)."""
+        if self.total_steps is None:
+            return self.tau
+        return cosine_tau(self.step, self.total_steps, self.tau)
+
     def call(self, x, training=False):
         z = super().call(x, training=training)
         if not training:
             return z
         p = self.predictor(z, training=training)
-        zt = self.target_head(self.target_backbone(x, training=False), training=False)
+        # Training mode: the target's BatchNorm uses the batch statistics (BYOL's own code).
+        zt = self.target_head(self.target_backbone(x, training=True), training=True)
+        tau = self.current_tau()
         for t, o in self._pairs():
-            t.assign(self.tau * t + (1.0 - self.tau) * ops.stop_gradient(o))
+            if o.trainable:  # parameters; not BatchNorm's moving statistics
+                t.assign(tau * t + (1.0 - tau) * ops.stop_gradient(o))
+        self.step.assign(self.step + 1.0)
         return {"p": p, "zt": ops.stop_gradient(zt)}
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):

@@ -106,6 +106,8 @@ def summary(results: dict) -> str:
         "knn5_embedding",
     ):
         lines.append(f"{key:<26}{trained[key]:>10.4f}{init[key]:>14.4f}")
+    if "raw_pixels" in m:
+        lines.append(f"{'knn5 on raw pixels':<26}{m['raw_pixels']['knn5']:>10.4f}")
     lines += [
         "",
         f"effective rank  representation {trained['effective_rank_representation']:.1f}, "

@@ -33,13 +33,13 @@ from sparsehead.adapters.keras import SparsityMonitor
 from . import data as datasets
 from .augment import Augment, to_float
 from .backbones import build_backbone
-from .evaluate import diagnostics, encode, probe
+from .evaluate import diagnostics, encode, knn_accuracy, probe
 from .heads import build_head, regularized_kernel
 from .methods import BYOL, BarlowTwins, SimCLR, mlp_predictor
 from .report import plot_group_norms, plot_spectra, summary, versions, write_json
 from .variants import check_variants, default_l21, head_callbacks, install_hoyer
 
-__all__ = ["TwoViews", "run", "spectra_title"]
+__all__ = ["TwoViews", "raw_pixel_knn", "run", "spectra_title"]
 
 # Environment variables that change speed or numerics, recorded with each run's results.
 _SETTINGS = ("KERAS_BACKEND", "TF_ENABLE_ONEDNN_OPTS", "SPARSEHEAD_NUM_THREADS", "XLA_FLAGS")
@@ -125,6 +125,9 @@ def _check(cfg: dict) -> None:
         raise ValueError(f"weight_decay must be >= 0; got {cfg['weight_decay']!r}")
     if cfg["l21"] is not None and not cfg["l21"] >= 0:
         raise ValueError(f"l21 must be >= 0; got {cfg['l21']!r}")
+    schedule = cfg.get("tau_schedule", "constant")
+    if schedule not in ("cosine", "constant"):
+        raise ValueError(f"tau_schedule must be 'cosine' or 'constant'; got {schedule!r}")
     if cfg["proximal"] and cfg["head"] == "identity":
         raise ValueError("proximal needs a head with weights; head 'identity' has none")
     check_variants(cfg)
@@ -171,6 +174,7 @@ def _build(cfg: dict, input_shape) -> tuple[keras.Model, keras.layers.Layer]:
             target_backbone,
             target_head,
             tau=cfg.get("tau", 0.99),
+            total_steps=cfg.get("total_steps") if cfg.get("tau_schedule") == "cosine" else None,
             name="byol",
         )
     else:
@@ -180,6 +184,10 @@ def _build(cfg: dict, input_shape) -> tuple[keras.Model, keras.layers.Layer]:
     else:
         model(np.zeros((2, *input_shape), dtype="float32"))
     return model, head
+
+
+def _augment(cfg: dict) -> Augment:
+    return Augment(crop_scale=tuple(cfg.get("crop_scale") or Augment.crop_scale))
 
 
 def _jit(cfg: dict):
@@ -266,6 +274,7 @@ def run(cfg: dict, callbacks=(), verbose: int = 1) -> dict:
     cfg["train_size"], cfg["test_size"] = len(x_train), len(x_test)
 
     # Backbone f, head h (L21 on its last layer), objective; Adam with weight decay.
+    cfg["total_steps"] = (len(x_ssl) // cfg["batch_size"]) * cfg["epochs"]
     model, head = _build(cfg, x_train.shape[1:])
     kernel = regularized_kernel(head)
     install_hoyer(cfg, kernel)
@@ -278,9 +287,11 @@ def run(cfg: dict, callbacks=(), verbose: int = 1) -> dict:
         extra, spectra = diagnostics(*features_test, kernel, seed=cfg["seed"])
         return {**metrics, **extra}, spectra
 
-    # The same network at random initialisation: the floor that training must beat.
+    # The same network at random initialisation, and 5-NN on the raw pixels: the floors that
+    # training must beat.
     t_eval = time.perf_counter()
     random_init, random_init_spectra = evaluate()
+    raw_pixels = {"knn5": raw_pixel_knn(x_train, y_train, x_test, y_test)}
     eval_seconds = time.perf_counter() - t_eval
 
     model.compile(
@@ -295,7 +306,7 @@ def run(cfg: dict, callbacks=(), verbose: int = 1) -> dict:
     history = json.loads(history_path.read_text()) if history_path.exists() else []
     history = [h for h in history if h["epoch"] <= initial_epoch]
 
-    views = TwoViews(x_ssl, cfg["batch_size"], Augment(), cfg["seed"], epoch=initial_epoch)
+    views = TwoViews(x_ssl, cfg["batch_size"], _augment(cfg), cfg["seed"], epoch=initial_epoch)
     cbs = [keras.callbacks.BackupAndRestore(str(ckpt / "backup"), delete_checkpoint=False)]
     cbs += head_callbacks(cfg, kernel, len(views))
     if kernel is not None:
@@ -352,7 +363,7 @@ def run(cfg: dict, callbacks=(), verbose: int = 1) -> dict:
         "environment": {k: v for k, v in os.environ.items() if k in _SETTINGS},
         "epochs_completed": len(history),
         "history": history,
-        "metrics": {"trained": trained, "random_init": random_init},
+        "metrics": {"trained": trained, "random_init": random_init, "raw_pixels": raw_pixels},
         "timing": {
             "train_seconds": train_seconds,
             "eval_seconds": eval_seconds,
@@ -385,6 +396,13 @@ def spectra_title(cfg: dict) -> str:
         return f"{cfg['method']}, no SparseHead (l21=0)"
     how = "proximal step" if cfg["proximal"] else "penalty"
     return f"{cfg['method']}, SparseHead {how} l21={cfg['l21']:g}"
+
+
+def raw_pixel_knn(x_train, y_train, x_test, y_test, k: int = 5) -> float:
+    """k-NN accuracy (`evaluate.knn_accuracy`, cosine) on the flattened pixels."""
+    x_train = np.asarray(x_train, dtype=np.float32).reshape(len(x_train), -1)
+    x_test = np.asarray(x_test, dtype=np.float32).reshape(len(x_test), -1)
+    return knn_accuracy(x_train, y_train, x_test, y_test, k=k)
 
 
 def accuracies(results: dict) -> dict[str, float]:
