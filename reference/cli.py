@@ -18,7 +18,14 @@ from .data import list_datasets
 from .names import BACKBONES, HEADS
 from .presets import DEFAULTS, METHOD_DEFAULTS, PRESETS
 
-__all__ = ["METHOD_DEFAULTS", "config_from_args", "main", "make_parser", "parse_keep"]
+__all__ = [
+    "METHOD_DEFAULTS",
+    "config_from_args",
+    "import_training",
+    "main",
+    "make_parser",
+    "parse_keep",
+]
 
 
 def parse_keep(text: str) -> int | float:
@@ -197,6 +204,17 @@ def config_from_args(method: str, argv=None) -> dict:
     return cfg
 
 
+def import_training():
+    """`training.run`, imported with TensorFlow's start-up banners filtered (see _quiet.py)."""
+    from ._quiet import import_quietly
+
+    with import_quietly():
+        if importlib.util.find_spec("tensorflow") is not None:
+            import tensorflow  # noqa: F401  (Keras loads it on every backend; now, not later)
+        from .training import run
+    return run
+
+
 def main(method: str, argv=None) -> dict:
     """What `train_<method>.py` runs: parse, then train (the framework is imported only now).
 
@@ -204,14 +222,9 @@ def main(method: str, argv=None) -> dict:
     with a one-paragraph message naming the remedies (exit status 2), not a traceback.
     """
     cfg = config_from_args(method, argv)
-    from ._quiet import import_quietly
     from .data import ChecksumError, DatasetNotFoundError
 
-    with import_quietly():  # TensorFlow's banners (see _quiet.py)
-        if importlib.util.find_spec("tensorflow") is not None:
-            import tensorflow  # noqa: F401  (Keras loads it on every backend; now, not later)
-        from .training import run
-
+    run = import_training()
     try:
         return run(cfg)
     except (DatasetNotFoundError, ChecksumError) as exc:

@@ -332,10 +332,12 @@ def _parse_settings(pairs) -> list[tuple[str, dict]]:
 
 def _reproduce(method: str, args, train_argv: list[str], extra, out: Path) -> dict:
     """All settings x seeds of one method into `out`; its tables, comparison and report."""
+    from reference.cli import import_training
+
+    run = import_training()  # also imports keras, quietly
     import keras
 
     from reference.report import plot_spectra, write_json
-    from reference.training import run
 
     base = config_from_args(method, [*train_argv, "--quiet"])
     grid = settings(args.l21, not args.no_penalty, not args.no_proximal, extra, args.proximal_l21)

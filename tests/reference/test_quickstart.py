@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from reference import data
+from reference.presets import DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "reference" / "datasets" / "fashion-mnist-10k"
@@ -153,7 +154,7 @@ def test_help_imports_no_framework_and_shows_defaults(tmp_path, script):
     if script == "reproduce.py":
         return
     flat = " ".join(text.split())
-    assert "(default: 10)" in flat  # --epochs
+    assert f"training epochs (default: {DEFAULTS['epochs']})" in flat
     assert "(default: fashion-mnist-10k)" in flat
     for name in data.list_datasets():
         assert name in flat
