@@ -20,12 +20,17 @@ pytestmark = pytest.mark.multiprocess
 @pytest.fixture(scope="module")
 def ddp_result(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp") / "weights.pt"
-    run = subprocess.run(
-        [sys.executable, str(Path(ddp_worker.__file__)), str(out)],
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    for _attempt in range(2):
+        run = subprocess.run(
+            [sys.executable, str(Path(ddp_worker.__file__)), str(out)],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        # One retry for gloo's teardown abort only (a C++ thread left joinable at exit, seen
+        # intermittently on a loaded 2-core machine); any other failure fails at once.
+        if run.returncode == 0 or "terminate called without an active exception" not in run.stderr:
+            break
     assert run.returncode == 0, run.stderr[-3000:]
     return torch.load(out)
 
