@@ -14,6 +14,8 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+import sparsehead as sh
+
 # Scales that each dtype represents: float32/bfloat16 reach 1e30, where a plain sum of squares
 # overflows, and 1e-30, where it underflows; float16 tops out at 65504.
 SCALES = {
@@ -129,3 +131,13 @@ def ranking_is_clear(norms: np.ndarray, k: int, rel: float = 1e-4) -> bool:
     if k == 0 or k == g.size:
         return True
     return bool(g[k - 1] == g[k] or g[k - 1] - g[k] > rel * g[k - 1])
+
+
+def hoyer_gradient_scale(w: np.ndarray, group_axis: int) -> float:
+    """`2 S/Q / m` (m the largest norm): the size of each of the group Hoyer gradient's two
+    terms, the floor for comparing entries where they cancel (one non-zero group: exactly 0)."""
+    g = sh.group_norms(np.asarray(w, np.float64), group_axis)
+    if not g.any():
+        return 0.0
+    r = g / g.max()
+    return 2 * r.sum() / (r @ r) / g.max()

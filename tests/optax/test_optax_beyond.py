@@ -8,11 +8,7 @@ float64 cases run with `jax.enable_x64` switched on for that example only.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from functools import partial
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -24,22 +20,13 @@ from hypothesis import strategies as st
 from sparsehead.adapters.optax import GroupBudgetState, group_budget, group_hoyer_penalty
 
 import sparsehead as sh
+from tests.conformance import hoyer_gradient_scale as gradient_scale
 from tests.conformance import ranking_is_clear
 from tests.tolerances import assert_close
 
-from . import sharded_beyond_worker
+from . import sharded_worker
 from .strategies import grouped_weights
 from .test_optax_conformance import numpy, precision, result_dtype
-
-
-def gradient_scale(w: np.ndarray, group_axis: int) -> float:
-    """`2 S/Q / m` (m the largest norm): the size of each of the gradient's two terms, the
-    floor for comparing entries where they cancel (one non-zero group: exactly 0)."""
-    g = sh.group_norms(np.asarray(w, np.float64), group_axis)
-    if not g.any():
-        return 0.0
-    r = g / g.max()
-    return 2 * r.sum() / (r @ r) / g.max()
 
 
 @partial(jax.jit, static_argnames=("group_axis",))
@@ -219,20 +206,9 @@ def test_group_budget_bad_arguments():
 def test_sharded_hoyer_and_budget_equal_core(tmp_path):
     """Row- and column-sharded kernels over two forced CPU devices (as in
     test_optax_sharded.py): same value, gradient and projection as the core, still sharded."""
-    out = tmp_path / "sharded.npz"
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
-    env["JAX_PLATFORMS"] = "cpu"
-    run = subprocess.run(
-        [sys.executable, str(Path(sharded_beyond_worker.__file__)), str(out)],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=env,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    got = np.load(out)
-    w, g = sharded_beyond_worker.weights()
-    lr, keep = sharded_beyond_worker.LR, sharded_beyond_worker.keep()
+    got = sharded_worker.run("beyond", tmp_path / "sharded.npz")
+    w, g = sharded_worker.weights("beyond")
+    lr, keep = sharded_worker.LR, sharded_worker.keep()
     step = w - np.float32(lr) * g
     expected_new = sh.l20_project(step, keep, -2)
     norms = sh.group_norms(step, -2)

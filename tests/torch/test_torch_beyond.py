@@ -26,6 +26,7 @@ from sparsehead.adapters.torch import (
 from torch import nn
 
 import sparsehead as sh
+from tests.conformance import hoyer_gradient_scale as gradient_scale
 from tests.conformance import ranking_is_clear
 from tests.tolerances import assert_close
 
@@ -41,16 +42,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def gradient_scale(w: np.ndarray, group_axis: int) -> float:
-    """`2 S/Q / m` (m the largest norm): the size of each of the gradient's two terms, the
-    floor for comparing entries where they cancel (one non-zero group: exactly 0)."""
-    g = sh.group_norms(np.asarray(w, np.float64), group_axis)
-    if not g.any():
-        return 0.0
-    r = g / g.max()
-    return 2 * r.sum() / (r @ r) / g.max()
 
 
 def group_index(w: np.ndarray, group_axis: int, chosen: np.ndarray) -> tuple:
