@@ -1,5 +1,6 @@
-"""L21, ProximalL21 and SparsityMonitor under keras.distribution.ModelParallel on JAX: the head
-kernel sharded over four forced CPU devices, by rows and by columns (in a subprocess)."""
+"""L21, ProximalL21, GroupHoyer, GroupBudget, AdaptiveL21 and SparsityMonitor under
+keras.distribution.ModelParallel on JAX: the head kernel sharded over four forced CPU devices, by
+rows and by columns (in a subprocess)."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def result():
     BACKEND != "jax", reason="ModelParallel is checked in the KERAS_BACKEND=jax run"
 )
 @pytest.mark.parametrize("layout", ["rows", "columns"])
-@pytest.mark.parametrize("mode", ["penalty", "prox"])
+@pytest.mark.parametrize("mode", ["penalty", "prox", "hoyer", "budget", "adaptive"])
 def test_sharded_head_kernel_trains_as_on_one_device(result, layout, mode):
     assert result["n_devices"] == 4
     sharded, one = result[layout][mode], result["one"][mode]
@@ -47,8 +48,15 @@ def test_sharded_head_kernel_trains_as_on_one_device(result, layout, mode):
     kernel = np.asarray(one["kernel"])
     # 12 Adam steps; the sharded sums differ from one device's only in summation order
     assert_close(sharded["kernel"], kernel, "float32", atol_scale=float(abs(kernel).max()))
-    for key, values in one["history"].items():  # loss and every SparsityMonitor measure
+    # loss, every SparsityMonitor measure, the budget k(t), the adaptive λ and its measure
+    assert set(sharded["history"]) == set(one["history"])
+    for key, values in one["history"].items():
         assert_close(sharded["history"][key], values, "float32", err_msg=key)
+    zero = ~np.asarray(one["kernel"]).any(axis=1)
+    assert np.array_equal(~np.asarray(sharded["kernel"]).any(axis=1), zero)  # same zero groups
     if mode == "prox":  # the prox acted: a group is exactly zero in both runs
-        zero = ~np.asarray(one["kernel"]).any(axis=1)
-        assert zero.any() and not np.asarray(sharded["kernel"])[zero].any()
+        assert zero.any()
+    if mode == "budget":  # keep=3 of the 8 groups (input features) from end_step on
+        assert (~zero).sum() == 3 and one["history"]["budget"][-1] == 3
+    if mode == "adaptive":  # λ moved from its start, the same way on 4 devices as on one
+        assert one["history"]["adaptive_l21"][0] != 1e-3
