@@ -84,14 +84,23 @@ def reference(penalty: bool, prox: str | None, batch_size: int) -> torch.Tensor:
 
 
 class ShardedNet(Net):
-    """`Net` sharded by FSDP2 over the data-parallel mesh: each `Linear`, then the whole."""
+    """`Net` sharded by FSDP2 over the data-parallel mesh: each `Linear`, then the `Sequential`
+    (the root, whose forward `training_step` calls), as in Lightning's FSDP2 guide."""
 
     def configure_model(self) -> None:
         from torch.distributed.fsdp import fully_shard
 
         mesh = self.device_mesh["data_parallel"]
-        for m in (self.net[0], self.net[2], self):
+        for m in (self.net[0], self.net[2], self.net):
             fully_shard(m, mesh=mesh)
+
+    def training_step(self, batch, batch_idx):
+        from torch.distributed.tensor import DTensor
+
+        loss = super().training_step(batch, batch_idx)
+        # after the forward FSDP2 reshards the head: the penalty sees the sharded DTensor
+        self.sharded_after_forward = isinstance(self.net[2].weight, DTensor)
+        return loss
 
 
 def fsdp(out_file: str) -> None:
@@ -132,6 +141,7 @@ def fsdp(out_file: str) -> None:
             "weight": w.detach().full_tensor(),  # gathered for the check only
             "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
             "proxes": len(callback.proxes),
+            "sharded_after_forward": model.sharded_after_forward,
             "comms": {str(k): v for k, v in comm.get_comm_counts().items()},
         }
     if trainer.global_rank == 0:

@@ -48,6 +48,7 @@ def result(tmp_path_factory):
 @pytest.mark.parametrize("mode", ["penalty", "prox"])
 def test_fsdp2_matches_single_process_loop(result, mode):
     got = result[mode]
+    assert got["sharded_after_forward"]  # the penalty was taken on the sharded weight
     # rank r has the samples r, r+2, ...: the two ranks' batches of 4 are one batch of 8, and
     # FSDP2's average of the two ranks' gradients is the gradient of the mean over the 8
     expected = lw.reference(*EXPECTED[mode], batch_size=8)
