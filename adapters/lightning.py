@@ -17,6 +17,12 @@ chosen weight: `sparsehead/<name>/l21`, and the scale-free measures of
 `sparsehead.sparsity_summary` (`groups_95_energy`, `frac_below_1pct`, `zero_groups`), which
 tell switching features off from shrinking them all alike.
 
+Sharded training: under DDP every rank holds the whole weight; under FSDP2 (Lightning's
+`ModelParallelStrategy`, `fully_shard` applied in `configure_model`) each chosen weight is a
+`DTensor` shard, and the penalty, the prox and the logged measures reduce the per-group sums
+over the mesh (only `G` values travel; the weight is never gathered). The targets are resolved
+at `on_fit_start`, after `configure_model`, so the module may build its layers there.
+
 This module imports torch and lightning only.
 """
 
@@ -100,7 +106,8 @@ class SparseHead(pl.Callback):
 
     # -- penalty mode: wrap training_step -------------------------------------------------
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        select_parameters(pl_module, self.targets)  # fail early on a wrong name
+        # The names are checked in on_fit_start: a module may build its layers (and FSDP2
+        # shard them) in configure_model, which Lightning calls after this hook.
         if self.mode != "penalty" or stage != "fit" or self._wrapped is not None:
             return
         original = pl_module.training_step
@@ -120,6 +127,9 @@ class SparseHead(pl.Callback):
 
         pl_module.training_step = training_step  # instance attribute: DDP's wrapper calls it
         self._wrapped = (pl_module, original)
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        select_parameters(pl_module, self.targets)  # fail before the first step on a wrong name
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if self._wrapped is not None and stage == "fit":

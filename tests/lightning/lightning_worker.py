@@ -3,8 +3,11 @@
 `python lightning_worker.py OUT_FILE` trains under `strategy="ddp"` with 2 CPU processes
 (gloo; Lightning starts the second by re-running this script) and `accumulate_grad_batches=2`,
 with the penalty and the prox (two callbacks); each rank saves the head weight and the logged
-metrics and how many prox steps ran. `reference()` is the same training in plain PyTorch,
-one process, full batches: the expected result.
+metrics. `python lightning_worker.py OUT_FILE fsdp` trains the same under FSDP2
+(`ModelParallelStrategy`, `fully_shard` in `configure_model`), once per mode; rank 0 saves
+the gathered head weight, the logged metrics and the collectives the callback issued.
+`reference()` is the same training in plain PyTorch, one process, full batches: the expected
+result.
 """
 
 from __future__ import annotations
@@ -80,6 +83,71 @@ def reference(penalty: bool, prox: str | None, batch_size: int) -> torch.Tensor:
     return model.net[2].weight.detach()
 
 
+class ShardedNet(Net):
+    """`Net` sharded by FSDP2 over the data-parallel mesh: each `Linear`, then the `Sequential`
+    (the root, whose forward `training_step` calls), as in Lightning's FSDP2 guide."""
+
+    def configure_model(self) -> None:
+        from torch.distributed.fsdp import fully_shard
+
+        mesh = self.device_mesh["data_parallel"]
+        for m in (self.net[0], self.net[2], self.net):
+            fully_shard(m, mesh=mesh)
+
+    def training_step(self, batch, batch_idx):
+        from torch.distributed.tensor import DTensor
+
+        loss = super().training_step(batch, batch_idx)
+        # after the forward FSDP2 reshards the head: the penalty sees the sharded DTensor
+        self.sharded_after_forward = isinstance(self.net[2].weight, DTensor)
+        return loss
+
+
+def fsdp(out_file: str) -> None:
+    """Penalty mode, then prox mode (`"auto"`: Adam-aware), each a `Trainer.fit` under FSDP2."""
+    from lightning.pytorch.strategies import ModelParallelStrategy
+    from torch.distributed.tensor import DTensor, Shard
+    from torch.distributed.tensor.debug import CommDebugMode
+
+    rank = int(os.environ.get("LOCAL_RANK", "0"))
+    shard = Subset(data(), range(rank, N, 2))  # as in main(): the two ranks' batches are one
+    result = {}
+    for mode in ("penalty", "prox"):
+        callback = SparseHead("net.2", L21, mode=mode, precondition="auto", log_every_n_steps=1)
+        model = ShardedNet()
+        trainer = pl.Trainer(
+            max_steps=STEPS,
+            accelerator="cpu",
+            devices=2,
+            strategy=ModelParallelStrategy(
+                data_parallel_size=2, tensor_parallel_size=1, process_group_backend="gloo"
+            ),
+            accumulate_grad_batches=ACCUMULATE,
+            callbacks=[callback],
+            use_distributed_sampler=False,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
+        trainer.fit(model, DataLoader(shard, batch_size=4, shuffle=False))
+        w = model.net[2].weight
+        assert isinstance(w, DTensor) and w.placements == (Shard(0),), type(w)
+        comm = CommDebugMode()
+        with comm:  # what logging and the penalty cost on the sharded weight
+            callback.measures(model)
+            callback.penalty(model)
+        result[mode] = {
+            "weight": w.detach().full_tensor(),  # gathered for the check only
+            "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
+            "proxes": len(callback.proxes),
+            "sharded_after_forward": model.sharded_after_forward,
+            "comms": {str(k): v for k, v in comm.get_comm_counts().items()},
+        }
+    if trainer.global_rank == 0:
+        torch.save(result, out_file)
+
+
 def main(out_file: str) -> None:
     callbacks = [
         SparseHead("net.2", L21, mode="penalty", log_every_n_steps=1),
@@ -98,4 +166,4 @@ def main(out_file: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    fsdp(sys.argv[1]) if sys.argv[2:] == ["fsdp"] else main(sys.argv[1])

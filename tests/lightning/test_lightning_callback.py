@@ -50,6 +50,55 @@ def test_logged_measures_are_those_of_the_final_weight():
         assert_close(float(logged[f"sparsehead/net.2.weight/{key}"]), summary[key], "float32")
 
 
+class LateNet(lw.Net):
+    """`Net` whose layers are built in `configure_model` (after the callbacks' `setup`), as a
+    module to be sharded by FSDP2 may do."""
+
+    def __init__(self) -> None:
+        lw.pl.LightningModule.__init__(self)
+        self.net = None
+
+    def configure_model(self) -> None:
+        if self.net is None:
+            self.net = lw.Net().net  # the same seeded layers
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"), [("penalty", (True, None)), ("prox", (False, "adam"))]
+)
+def test_layers_built_in_configure_model(mode, expected):
+    cb = SparseHead("net.2", lw.L21, mode=mode)
+    trainer = lw.pl.Trainer(
+        max_steps=lw.STEPS,
+        accelerator="cpu",
+        accumulate_grad_batches=lw.ACCUMULATE,
+        callbacks=[cb],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    model = LateNet()
+    trainer.fit(model, lw.DataLoader(lw.data(), batch_size=8, shuffle=False))
+    _close(model.net[2].weight.detach(), lw.reference(*expected, batch_size=8))
+
+
+def test_wrong_target_name_fails_before_the_first_step():
+    class Counted(lw.Net):
+        calls = 0
+
+        def training_step(self, batch, batch_idx):
+            Counted.calls += 1
+            return super().training_step(batch, batch_idx)
+
+    trainer = lw.pl.Trainer(
+        max_steps=1, accelerator="cpu", logger=False, callbacks=[SparseHead("net.9", 1e-3)]
+    )
+    with pytest.raises(ValueError, match=r"'net\.9' names no parameter"):
+        trainer.fit(Counted(), lw.DataLoader(lw.data(), batch_size=8))
+    assert Counted.calls == 0  # raised at fit start, not inside the first training_step
+
+
 def test_penalty_mode_rejects_a_step_without_loss():
     class NoLoss(lw.Net):
         def training_step(self, batch, batch_idx):
