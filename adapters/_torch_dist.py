@@ -33,11 +33,19 @@ import torch
 try:  # torch >= 2.4 exposes the public path; builds without distributed have neither
     import torch.distributed as dist
     from torch.distributed.optim import ZeroRedundancyOptimizer
-    from torch.distributed.tensor import DTensor, Replicate
+    from torch.distributed.tensor import DTensor, Replicate, Shard
 except ImportError:  # pragma: no cover - depends on the torch build
-    DTensor = Replicate = ZeroRedundancyOptimizer = None
+    DTensor = Replicate = Shard = ZeroRedundancyOptimizer = None
 
-__all__ = ["is_dtensor", "is_zero", "like", "local_optimizer", "on_state_owner", "whole"]
+__all__ = [
+    "aligned",
+    "is_dtensor",
+    "is_zero",
+    "like",
+    "local_optimizer",
+    "on_state_owner",
+    "whole",
+]
 
 
 def is_dtensor(x: object) -> bool:
@@ -52,6 +60,22 @@ def whole(x: torch.Tensor) -> torch.Tensor:
     Call it on per-group vectors and scalars only, never on a weight.
     """
     return x.full_tensor() if is_dtensor(x) else x
+
+
+def aligned(g: torch.Tensor, weight: torch.Tensor, ax: int) -> torch.Tensor:
+    """A per-group reduction `g` of `weight` (kept dims, e.g. partial sums of squares) laid out
+    as `weight`'s groups: sharded where `weight` shards the group axis `ax`, whole elsewhere.
+
+    The reduction leaves `g` partial over the mesh dims that shard the other axes; making it
+    whole there is one all-reduce of (a shard of) the `G` values. Left to itself DTensor may
+    instead reduce-scatter `g` along the group axis over such a mesh dim, and broadcasting that
+    back against `weight` (the prox, the penalty's backward) would then move weight-sized
+    tensors between ranks.
+    """
+    if not is_dtensor(g):
+        return g
+    target = [p if isinstance(p, Shard) and p.dim == ax else Replicate() for p in weight.placements]
+    return g.redistribute(g.device_mesh, target)
 
 
 def like(t: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

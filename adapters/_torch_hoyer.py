@@ -14,7 +14,7 @@ import torch
 
 from sparsehead._validation import check_nonnegative
 
-from ._torch_ops import _check_weight, _norms_keepdim
+from ._torch_ops import _accumulation_dtype, _check_weight, _norms_keepdim
 
 __all__ = ["group_hoyer_penalty", "hoyer_regularization"]
 
@@ -24,9 +24,9 @@ def group_hoyer_penalty(weight: torch.Tensor, group_axis: int = -1) -> torch.Ten
 
     `1 <= HS <= G` for `W != 0`, `0` for `W = 0`. The gradient is
     `2 S/Q * W_j/||W_j||_2 - 2 S^2/Q^2 * W_j` (`S = sum g`, `Q = sum g^2`): 0 on a zero group
-    and 0 for `W = 0`, never NaN. Every group norm is divided by the largest (a constant for
-    autograd, `HS` being scale invariant) before the sums, so nothing overflows, even for
-    float32 weights near 1e30.
+    and 0 for `W = 0`, never NaN. The weight is divided by its largest magnitude (a constant for
+    autograd, `HS` being scale invariant) before the norms, so nothing overflows, even for
+    float32 weights near 1e30, and subnormal weights keep float32's precision.
 
     Args:
         weight: tensor of at least 2 dimensions, any floating dtype.
@@ -38,9 +38,11 @@ def group_hoyer_penalty(weight: torch.Tensor, group_axis: int = -1) -> torch.Ten
         or use `hoyer_regularization`.
     """
     ax = _check_weight(weight, group_axis)
-    g = _norms_keepdim(weight, ax)
-    top = g.detach().amax()
-    r = g / torch.where(top > 0, top, torch.ones_like(top))  # in [0, 1]
+    x = weight.to(_accumulation_dtype(weight.dtype))
+    # Divided by its largest magnitude first (a constant for autograd): the norms of tiny
+    # weights are then not rounded to a subnormal's few bits, nor those of huge ones overflowed.
+    peak = x.detach().abs().amax()
+    r = _norms_keepdim(x / torch.where((peak > 0) & (peak < torch.inf), peak, 1.0), ax)
     s, q = r.sum(), r.square().sum()
     nonzero = q > 0
     return torch.where(nonzero, s.square() / torch.where(nonzero, q, torch.ones_like(q)), 0.0)

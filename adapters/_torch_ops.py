@@ -20,7 +20,7 @@ import torch
 
 from sparsehead._validation import check_group_axis
 
-from ._torch_dist import like, whole
+from ._torch_dist import aligned, like, whole
 
 __all__ = ["group_norms", "l21_penalty", "l21_prox", "l21_prox_"]
 
@@ -48,10 +48,10 @@ def _norms_keepdim(weight: torch.Tensor, ax: int) -> torch.Tensor:
     dims = tuple(d for d in range(x.ndim) if d != ax)
     # The scale is a constant for autograd: ||x|| = s * ||x / s|| for any s > 0, so the
     # gradient is still x / ||x||; detaching it keeps amax's subgradient out of the graph.
-    peak = x.detach().abs().amax(dim=dims, keepdim=True)
+    peak = aligned(x.detach().abs().amax(dim=dims, keepdim=True), weight, ax)
     # Scale by 1 where the peak is 0, inf or NaN: inf / inf would turn an inf group into NaN.
     scale = torch.where((peak > 0) & (peak < torch.inf), peak, torch.ones_like(peak))
-    ss = (x / scale).square().sum(dim=dims, keepdim=True)
+    ss = aligned((x / scale).square().sum(dim=dims, keepdim=True), weight, ax)
     nonzero = ss != 0  # NaN != 0: a NaN group's norm is NaN (an inf group's inf), never 0
     safe = torch.where(nonzero, ss, torch.ones_like(ss))
     return torch.where(nonzero, scale * safe.sqrt(), torch.zeros_like(ss))

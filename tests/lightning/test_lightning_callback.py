@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 from sparsehead.adapters.lightning import SparseHead
 
 import sparsehead as sh
 from tests.tolerances import assert_close
+from tests.workers import run_worker
 
 from . import lightning_worker as lw
 
@@ -128,14 +125,7 @@ def test_bad_arguments(kwargs, error, match):
 @pytest.mark.multiprocess
 def test_ddp_two_processes_with_accumulation_matches_one_process(tmp_path):
     out = tmp_path / "result.pt"
-    run = subprocess.run(
-        [sys.executable, str(Path(lw.__file__)), str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
+    run_worker(lw.__file__, out, cwd=tmp_path)
     ranks = [torch.load(f"{out}.rank{r}") for r in range(2)]
     assert torch.equal(ranks[0]["weight"], ranks[1]["weight"])  # the replicas stay identical
     # rank r has the samples r, r+2, ...: the two ranks' batches of 4 are one batch of 8, and

@@ -8,15 +8,12 @@ taken on the local shard alone would be wrong for every group.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
 import sparsehead as sh
 from tests.tolerances import assert_close
+from tests.workers import run_worker
 
 from . import lightning_worker as lw
 
@@ -34,14 +31,7 @@ EXPECTED = {"penalty": (True, None), "prox": (False, "adam")}  # Adam: "auto" is
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
     out = tmp_path_factory.mktemp("lightning_fsdp") / "result.pt"
-    run = subprocess.run(
-        [sys.executable, str(Path(lw.__file__)), str(out), "fsdp"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=out.parent,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
+    run_worker(lw.__file__, out, "fsdp", cwd=out.parent)
     return torch.load(out)
 
 

@@ -1,20 +1,25 @@
-"""SparseHead on sharded DTensor weights: FSDP2 (`fully_shard`), 2 gloo processes on CPU.
+"""SparseHead on sharded DTensor weights: FSDP2 (`fully_shard`), gloo processes on CPU.
 
-Run by `test_torch_fsdp.py` as `python fsdp_worker.py OUT_FILE`. Rank 0 saves a dict:
+Run by `test_torch_fsdp.py` as `python fsdp_worker.py OUT_FILE MESH`: `MESH` is `1d` (2
+processes, a mesh of 2) or `2d` (4 processes, a 2 x 2 mesh: HSDP, replicated over the first
+mesh dim and sharded over the second, and weights sharded over both dims). Rank 0 saves a dict:
 
-- `"ops"`: for a `(6, 4)` weight with one zero column and one zero row, sharded on dim 0 or 1
-  by `distribute_tensor`, and `group_axis` -1 or 0: `group_norms`, `l21_penalty` and its
-  gradient, `l21_prox` (scalar and per-group threshold), `l21_prox_`, and the collectives they
-  issued (`CommDebugMode` counts);
+- `"ops"`: for a `(6, 4)` weight with one zero column and one zero row, laid out by
+  `distribute_tensor` with each placement of `PLACEMENTS[MESH]`, and `group_axis` -1 or 0:
+  `group_norms`, `l21_penalty` and its gradient, `l21_prox` (scalar and per-group threshold),
+  `l21_prox_`, and the collectives they issued (`CommDebugMode` counts);
 - `"train"`: for FSDP2 sharding on dim 0 (its default) and dim 1 (`shard_placement_fn`), and
   both thresholds of `ProximalL21`: the mean loss over ranks at each step and the final weights
   after `STEPS` steps of Adam with the penalty in the loss and the prox after each step.
 
-Each rank trains on its half of the batch; `train(None, ...)` is the single-process reference.
+A placement is a tuple with one entry per mesh dim: `None` for `Replicate()`, `d` for
+`Shard(d)`. Each rank trains on its share of the batch (16 samples: 8 on each of 2 ranks, 4 on
+each of 4); `train(build(), x, y, ...)` on the whole batch is the single-process reference.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import sys
@@ -33,15 +38,31 @@ from sparsehead.adapters.torch import (
 )
 from torch import nn
 
-WORLD, STEPS, LR = 2, 6, 0.05
+STEPS, LR = 6, 0.05
 LAM = {"lr": 1.0, "adam": 0.05}  # strong enough that some groups reach exactly 0 in 6 steps
-PLACEMENTS = (0, 1)  # the sharded dim
+MESHES = {"1d": (2,), "2d": (2, 2)}
+PLACEMENTS = {  # for the ops: the layouts of the weight checked on each mesh
+    "1d": ((0,), (1,)),
+    "2d": ((None, 0), (None, 1), (0, 1), (1, 0), (0, 0)),  # (0, 0): dim 0 split 4 ways, unevenly
+}
+TRAIN_PLACEMENTS = {  # what FSDP2 makes of the head weight: Shard(0), or Shard(1) on request
+    "1d": ((0,), (1,)),
+    "2d": ((None, 0), (None, 1)),  # HSDP: replicated over the first mesh dim
+}
 PRECONDITIONS = ("lr", "adam")  # textbook lr * l21, Adam-aware
 
 
+def placements(spec: tuple) -> list:
+    from torch.distributed.tensor import Replicate, Shard
+
+    return [Replicate() if d is None else Shard(d) for d in spec]
+
+
 def weight() -> torch.Tensor:
+    """`(12, 8)`: on 4 ranks a local shard has at least 24 entries, more than the G <= 12 values
+    of a per-group vector, so a collective that carries more than G values moved the weight."""
     g = torch.Generator().manual_seed(2)
-    w = torch.randn(6, 4, generator=g)
+    w = torch.randn(12, 8, generator=g)
     w[:, 1] = 0  # a zero group for group_axis=-1
     w[3, :] = 0  # a zero group for group_axis=0
     return w
@@ -71,80 +92,107 @@ def train(model: nn.Module, x, y, precondition) -> tuple[list[torch.Tensor], lis
     return [p.detach() for p in model.parameters()], losses
 
 
-def _ops(mesh) -> dict:
+def _ops(mesh, kind: str) -> dict:
     out = {}
-    for dim in PLACEMENTS:
+    for spec in PLACEMENTS[kind]:
         for group_axis in (-1, 0):
             try:
-                out[dim, group_axis] = _op_case(mesh, dim, group_axis)
+                out[spec, group_axis] = _op_case(mesh, spec, group_axis)
             except Exception:  # reported per case by the test
-                out[dim, group_axis] = {"error": traceback.format_exc()}
+                out[spec, group_axis] = {"error": traceback.format_exc()}
     return out
 
 
-def _op_case(mesh, dim: int, group_axis: int) -> dict:
-    from torch.distributed.tensor import Shard, distribute_tensor
+def _payload_mode():
+    """A `CommDebugMode` that also records the largest tensor a collective was given (entries)."""
     from torch.distributed.tensor.debug import CommDebugMode
 
-    w = distribute_tensor(weight(), mesh, [Shard(dim)]).requires_grad_()
-    comm = CommDebugMode()
-    with comm:
-        norms = group_norms(w, group_axis)
-        penalty = l21_penalty(w, group_axis)
-    penalty.backward()
+    class Payload(CommDebugMode):
+        largest = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            before = sum(self.comm_counts.values())
+            out = super().__torch_dispatch__(func, types, args, kwargs)
+            if sum(self.comm_counts.values()) > before:  # this call was a collective
+                sizes = [a.numel() for a in args if isinstance(a, torch.Tensor)]
+                self.largest = max([self.largest, *sizes])
+            return out
+
+    return Payload()
+
+
+def _op_case(mesh, spec: tuple, group_axis: int) -> dict:
+    from torch.distributed.tensor import distribute_tensor
+
+    w = distribute_tensor(weight(), mesh, placements(spec)).requires_grad_()
     t = torch.linspace(0.5, 2.0, w.shape[group_axis])
     inplace = w.detach().clone()
-    l21_prox_(inplace, 1.5, group_axis)
+    modes = {k: _payload_mode() for k in ("forward", "backward", "prox", "prox_t", "prox_")}
+    with modes["forward"]:
+        norms = group_norms(w, group_axis)
+        penalty = l21_penalty(w, group_axis)
+    with modes["backward"]:
+        penalty.backward()
+    with modes["prox"]:
+        prox = l21_prox(w.detach(), 1.5, group_axis)
+    with modes["prox_t"]:
+        prox_t = l21_prox(w.detach(), t, group_axis)
+    with modes["prox_"]:
+        l21_prox_(inplace, 1.5, group_axis)
     return {
         "plain": (type(norms) is torch.Tensor, type(penalty) is torch.Tensor),
         "norms": norms.detach(),
         "penalty": penalty.detach(),
         "grad": w.grad.full_tensor(),
-        "prox": l21_prox(w.detach(), 1.5, group_axis).full_tensor(),
-        "prox_t": l21_prox(w.detach(), t, group_axis).full_tensor(),
+        "prox": prox.full_tensor(),
+        "prox_t": prox_t.full_tensor(),
         "prox_": inplace.full_tensor(),
-        "comms": {str(k): v for k, v in comm.get_comm_counts().items()},
+        "comms": {str(k): v for k, v in modes["forward"].get_comm_counts().items()},
+        "payload": {k: m.largest for k, m in modes.items()},
     }
 
 
-def _train(mesh, rank: int) -> dict:
+def _train(mesh, kind: str, rank: int, world: int) -> dict:
     from torch.distributed.fsdp import fully_shard
     from torch.distributed.tensor import Shard
 
     x, y = batch()
-    half = slice(rank * 8, (rank + 1) * 8)
+    share = slice(rank * len(x) // world, (rank + 1) * len(x) // world)
     out = {}
-    for dim in PLACEMENTS:
+    for spec in TRAIN_PLACEMENTS[kind]:
+        dim = spec[-1]
         for precondition in PRECONDITIONS:
             model = build()
             kw = {"mesh": mesh, "shard_placement_fn": lambda p, d=dim: Shard(min(d, p.ndim - 1))}
             for m in (model[0], model[2], model):
                 fully_shard(m, **kw)
             head = model[2].weight
-            assert head.placements == (Shard(dim),), head.placements
+            assert head.placements == tuple(placements(spec)), head.placements
             try:
-                params, losses = train(model, x[half], y[half], precondition)
+                params, losses = train(model, x[share], y[share], precondition)
             except Exception:  # reported per case by the test
-                out[dim, precondition] = {"error": traceback.format_exc()}
+                out[spec, precondition] = {"error": traceback.format_exc()}
                 continue
             for loss in losses:
                 dist.all_reduce(loss, op=dist.ReduceOp.AVG)
-            out[dim, precondition] = {
+            out[spec, precondition] = {
                 "params": [p.full_tensor() for p in params],  # gathered for the check only
                 "losses": torch.stack(losses),
             }
     return out
 
 
-def worker(rank: int, port: int, out_file: str) -> None:
+def worker(rank: int, port: int, out_file: str, kind: str) -> None:
     from torch.distributed.device_mesh import init_device_mesh
 
     os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+    world = math.prod(MESHES[kind])
+    dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
-        mesh = init_device_mesh("cpu", (WORLD,))
-        result = {"ops": _ops(mesh), "train": _train(mesh, rank)}
+        names = ("replicate", "shard")[-len(MESHES[kind]) :]  # FSDP2 wants them named for HSDP
+        mesh = init_device_mesh("cpu", MESHES[kind], mesh_dim_names=names)
+        result = {"ops": _ops(mesh, kind), "train": _train(mesh, kind, rank, world)}
         if rank == 0:
             torch.save(result, out_file)
         # No rank tears gloo down while the other still talks to it (seen to abort a rank
@@ -161,4 +209,5 @@ def free_port() -> int:
 
 
 if __name__ == "__main__":
-    mp.spawn(worker, args=(free_port(), sys.argv[1]), nprocs=WORLD, join=True)
+    out_file, kind = sys.argv[1], sys.argv[2]
+    mp.spawn(worker, args=(free_port(), out_file, kind), nprocs=math.prod(MESHES[kind]), join=True)

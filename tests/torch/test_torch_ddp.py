@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
 import sparsehead as sh
 from tests.tolerances import assert_close
+from tests.workers import run_worker
 
 from . import ddp_worker
 
@@ -20,18 +17,7 @@ pytestmark = pytest.mark.multiprocess
 @pytest.fixture(scope="module")
 def ddp_result(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp") / "weights.pt"
-    for _attempt in range(2):
-        run = subprocess.run(
-            [sys.executable, str(Path(ddp_worker.__file__)), str(out)],
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-        # One retry for gloo's teardown abort only (a C++ thread left joinable at exit, seen
-        # intermittently on a loaded 2-core machine); any other failure fails at once.
-        if run.returncode == 0 or "terminate called without an active exception" not in run.stderr:
-            break
-    assert run.returncode == 0, run.stderr[-3000:]
+    run_worker(ddp_worker.__file__, out, timeout=180)
     return torch.load(out)
 
 

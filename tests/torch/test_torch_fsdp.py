@@ -1,37 +1,39 @@
-"""SparseHead on DTensor weights sharded by FSDP2 (`fully_shard`): gloo, two processes on CPU.
+"""SparseHead on DTensor weights sharded by FSDP2 (`fully_shard`): gloo processes on CPU, 2 on
+a 1-D mesh and 4 on a 2 x 2 mesh (HSDP: replicated over one mesh dim, sharded over the other).
 
-Every function must give on a sharded weight what it gives on the full weight, whichever dim
-is sharded; a norm computed on the local shard alone would be wrong for every group.
+Every function must give on a sharded weight what it gives on the full weight, whichever dims
+are sharded over whichever mesh dims; a norm computed on the local shard alone would be wrong
+for every group, and one reduced over a replicated mesh dim too would count it twice.
 """
 
 from __future__ import annotations
-
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 from sparsehead.adapters.torch import group_norms, l21_penalty, l21_prox
 
 from tests.tolerances import assert_close
+from tests.workers import run_worker
 
 from . import fsdp_worker
 
 pytestmark = pytest.mark.multiprocess
 
 
-@pytest.fixture(scope="module")
-def result(tmp_path_factory):
-    out = tmp_path_factory.mktemp("fsdp") / "result.pt"
-    run = subprocess.run(
-        [sys.executable, str(Path(fsdp_worker.__file__)), str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    return torch.load(out)
+_RESULTS: dict = {}
+
+
+def result(kind: str, tmp_path_factory) -> dict:
+    """What `fsdp_worker.py OUT kind` saved (run once per mesh kind)."""
+    if kind not in _RESULTS:
+        out = tmp_path_factory.mktemp(f"fsdp{kind}") / "result.pt"
+        run_worker(fsdp_worker.__file__, out, kind)
+        _RESULTS[kind] = torch.load(out)
+    return _RESULTS[kind]
+
+
+def _cases(table: dict) -> list:
+    return [pytest.param(k, spec, id=f"{k}-{spec}") for k, specs in table.items() for spec in specs]
 
 
 def _close(actual, expected):
@@ -40,10 +42,10 @@ def _close(actual, expected):
     assert_close(actual.numpy(), expected, "float32", atol_scale=scale)
 
 
-@pytest.mark.parametrize("dim", fsdp_worker.PLACEMENTS, ids=lambda d: f"Shard({d})")
+@pytest.mark.parametrize(("kind", "spec"), _cases(fsdp_worker.PLACEMENTS))
 @pytest.mark.parametrize("group_axis", [-1, 0])
-def test_ops_on_sharded_weight_match_full_weight(result, dim, group_axis):
-    got = result["ops"][dim, group_axis]
+def test_ops_on_sharded_weight_match_full_weight(tmp_path_factory, kind, spec, group_axis):
+    got = result(kind, tmp_path_factory)["ops"][spec, group_axis]
     assert "error" not in got, got.get("error")
     w = fsdp_worker.weight().requires_grad_()
     penalty = l21_penalty(w, group_axis)
@@ -56,16 +58,20 @@ def test_ops_on_sharded_weight_match_full_weight(result, dim, group_axis):
     _close(got["prox"], l21_prox(w, 1.5, group_axis))
     _close(got["prox_t"], l21_prox(w, t, group_axis))
     _close(got["prox_"], l21_prox(w, 1.5, group_axis))
-    # only per-group vectors travel: the weight is never gathered
-    sharded_groups = dim == group_axis % 2
+    # only per-group values travel, never the weight or its gradient: no collective (forward,
+    # backward, prox) is given more than G entries, and a local shard of the weight has at
+    # least 24 > G (see fsdp_worker.weight)
+    n_groups = w.shape[group_axis]
+    assert all(size <= n_groups for size in got["payload"].values()), got["payload"]
+    # the G norms are gathered once per mesh dim that shards the group axis, if any
     gathers = got["comms"].get("c10d_functional.all_gather_into_tensor", 0)
-    assert gathers == (1 if sharded_groups else 0), got["comms"]
+    assert gathers == spec.count(group_axis % 2), got["comms"]
 
 
-@pytest.mark.parametrize("dim", fsdp_worker.PLACEMENTS, ids=lambda d: f"Shard({d})")
+@pytest.mark.parametrize(("kind", "spec"), _cases(fsdp_worker.TRAIN_PLACEMENTS))
 @pytest.mark.parametrize("precondition", fsdp_worker.PRECONDITIONS, ids=["lr", "adam"])
-def test_fsdp2_training_matches_single_process(result, dim, precondition):
-    got = result["train"][dim, precondition]
+def test_fsdp2_training_matches_single_process(tmp_path_factory, kind, spec, precondition):
+    got = result(kind, tmp_path_factory)["train"][spec, precondition]
     assert "error" not in got, got.get("error")
     x, y = fsdp_worker.batch()
     params, losses = fsdp_worker.train(fsdp_worker.build(), x, y, precondition)
