@@ -91,5 +91,7 @@ def diagnostics(r: np.ndarray, z: np.ndarray, kernel, ratio_rows: int = 1000, se
     if kernel is not None:
         w = np.asarray(kernel, dtype=np.float64)
         metrics["head_sparsity"] = sparsehead.sparsity_summary(w, group_axis=-2)
+        # the layer's scale: what a penalty can shrink without selecting any feature
+        metrics["head_frobenius"] = float(np.sqrt(np.sum(np.square(w))))
         spectra["group_norms"] = np.sort(sparsehead.group_norms(w, group_axis=-2))[::-1]
     return metrics, spectra

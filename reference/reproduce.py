@@ -100,6 +100,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("effective_rank_embedding", "eff. rank z",
            (*_T, "effective_rank_embedding"), 1, None, 1, ""),
     Metric("head_l21", "head L2,1", (*_H, "l21"), 1, None, 3, ""),
+    Metric("head_frobenius", "head ‖W‖_F", (*_T, "head_frobenius"), 1, None, 3, ""),
     Metric("frac_below_1pct", "head groups < 1% of max (%)", (*_H, "frac_below_1pct"),
            100, None, 1, "% of groups"),
     Metric("groups_95_energy", "head groups for 95% energy", (*_H, "groups_95_energy"),

@@ -9,6 +9,9 @@ A result is compared with the float64 NumPy core as `|a - b| <= rtol * |b| + ato
 - float16 / bfloat16 inputs accumulate in float32, so a float32 *result* keeps 1e-5; a result
   stored in the half dtype is off by its final rounding: 2 ulps, 2**-10 * 2 (float16) and
   2**-7 * 2 (bfloat16) relative.
+- Below the smallest normal number an ulp is no longer relative: it is the dtype's smallest
+  subnormal (2**-24 for float16, so a float16 gradient of 3e-7 has 2-3 significant bits). Every
+  comparison therefore also allows 2 of those, absolutely.
 """
 
 from __future__ import annotations
@@ -23,6 +26,14 @@ RTOL = {
 }
 
 
+SUBNORMAL = {  # the spacing of the subnormal numbers
+    "float64": 2.0**-1074,
+    "float32": 2.0**-149,
+    "float16": 2.0**-24,
+    "bfloat16": 2.0**-133,
+}
+
+
 def rtol(dtype) -> float:
     """Relative tolerance for a result stored in `dtype` (a numpy dtype or its name)."""
     name = dtype if isinstance(dtype, str) else np.dtype(dtype).name
@@ -33,10 +44,11 @@ def assert_close(actual, expected, dtype, atol_scale: float = 0.0, err_msg: str 
     """`actual` within `rtol(dtype)` of `expected`; `atol_scale` sets the absolute floor
     `rtol * atol_scale` for entries near 0 (e.g. the largest magnitude in the result)."""
     tol = rtol(dtype)
+    name = dtype if isinstance(dtype, str) else np.dtype(dtype).name
     np.testing.assert_allclose(
         np.asarray(actual, dtype=np.float64),
         np.asarray(expected, dtype=np.float64),
         rtol=tol,
-        atol=tol * atol_scale,
+        atol=max(tol * atol_scale, 2 * SUBNORMAL[name]),
         err_msg=err_msg,
     )

@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("keras")  # reference.evaluate imports keras (for `encode`)
 sklearn_neighbors = pytest.importorskip("sklearn.neighbors")
 
-from reference.evaluate import knn_accuracy, linear_probe_accuracy, probe  # noqa: E402
+from reference.evaluate import diagnostics, knn_accuracy, linear_probe_accuracy, probe  # noqa: E402
 
 
 def polar(degrees, radius=1.0) -> np.ndarray:
@@ -211,3 +211,14 @@ def test_probe_reports_each_space_and_probe_under_its_own_key():
     assert out["knn5_representation"] == pytest.approx(0.8)
     assert out["linear_embedding"] == pytest.approx(0.6)
     assert out["knn5_embedding"] == pytest.approx(1.0)
+
+
+def test_diagnostics_record_the_head_kernel_scale_and_its_groups():
+    # rows (input features) are the groups of a Keras kernel: norms 5 and 13, one zero group
+    kernel = np.array([[3.0, 4.0], [0.0, 0.0], [5.0, 12.0]])
+    rng = np.random.default_rng(0)
+    metrics, spectra = diagnostics(rng.normal(size=(40, 6)), rng.normal(size=(40, 3)), kernel)
+    assert metrics["head_frobenius"] == pytest.approx(np.sqrt(9 + 16 + 25 + 144), rel=1e-12)
+    assert metrics["head_sparsity"]["l21"] == pytest.approx(5 + 13, rel=1e-12)
+    assert metrics["head_sparsity"]["zero_groups"] == 1
+    assert list(spectra["group_norms"]) == pytest.approx([13, 5, 0], rel=1e-12)

@@ -160,7 +160,8 @@ def _fake_run(cfg, verbose=0):
                "effective_rank_embedding": 10.0 - s - 10 * cfg["l21"],
                "head_sparsity": {"l21": 5.0 - cfg["l21"] + 0.1 * s, "groups": 64,
                                  "groups_95_energy": 50 - s, "zero_groups": 0,
-                                 "frac_below_1pct": 0.01 * s}}  # fmt: skip
+                                 "frac_below_1pct": 0.01 * s},
+               "head_frobenius": 2.0 - cfg["l21"] + 0.03 * s}  # fmt: skip
     init = {k: v - 0.05 for k, v in trained.items() if k in ACCURACIES}
     init.update(effective_rank_representation=60.0, effective_rank_embedding=30.0)
     return {"config": dict(cfg), "metrics": {"trained": trained, "random_init": init},
@@ -173,7 +174,8 @@ def _value(run, key):
     return {**{k: 100 * t[k] for k in ACCURACIES},
             "effective_rank_representation": t["effective_rank_representation"],
             "effective_rank_embedding": t["effective_rank_embedding"],
-            "head_l21": hs["l21"], "frac_below_1pct": 100 * hs["frac_below_1pct"],
+            "head_l21": hs["l21"], "head_frobenius": t["head_frobenius"],
+            "frac_below_1pct": 100 * hs["frac_below_1pct"],
             "groups_95_energy": hs["groups_95_energy"],
             "train_images_per_second": run["timing"]["train_images_per_second"]}[key]  # fmt: skip
 
@@ -211,7 +213,7 @@ def test_comparison_json_schema_and_intervals_recomputed(tmp_path, capsys, fake_
     labels = ["baseline", "SparseHead penalty λ=0.5", "SparseHead proximal λ=0.5", "hoyer-like"]
     assert list(saved["settings"]) == labels and saved["seeds"] == seeds
     keys = [m.key for m in METRICS]
-    assert len(keys) == 10
+    assert len(keys) == 11
     for label, entry in saved["settings"].items():
         assert list(entry) == keys
         for e in entry.values():
