@@ -95,6 +95,18 @@ def make_parser(method: str) -> argparse.ArgumentParser:
         help="adapt the L2,1 strength (from --l21) by dual ascent until a fraction F of the "
         "head's groups holds 95%% of the energy; use with --proximal",
     )
+    p.add_argument(
+        "--dual-lr",
+        type=float,
+        help="--target-sparsity's step on log(l21)" + _default("dual_lr"),
+    )
+    p.add_argument(
+        "--adaptive-every",
+        type=int,
+        metavar="N",
+        help="--target-sparsity updates l21 every N training steps; 0: at each epoch's end "
+        "(default: 4 times per epoch)",
+    )
     p.add_argument("--head", choices=HEADS, help="projection head" + _default("head"))
     p.add_argument("--head-hidden", type=int, help="hidden width of the MLP head" + _default(
         "head_hidden"))  # fmt: skip

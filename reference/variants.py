@@ -11,7 +11,9 @@ Each acts on the head's last kernel `W` (the one SparseHead regularizes; docs/be
 - `--target-sparsity f`: `AdaptiveL21` adapts the L2,1 strength (starting from `--l21`) until
   a fraction `f` of the groups holds 95 % of the energy; with `--proximal` it drives the prox
   step's strength (recommended: with the penalty a too-large λ leaves groups jittering near 0,
-  which a scale-free measure reads as dense).
+  which a scale-free measure reads as dense); `--dual-lr` is its step on `log λ` (default 1)
+  and `--adaptive-every` how often it steps (default: 4 times per epoch; 0: once, at the end
+  of each epoch).
 """
 
 from __future__ import annotations
@@ -33,6 +35,13 @@ def check_variants(cfg: dict) -> None:
         raise ValueError(f"budget must be an int >= 0 or a fraction in (0, 1]; got {budget!r}")
     if target is not None and not 0 < target < 1:
         raise ValueError(f"target_sparsity must be a fraction in (0, 1); got {target!r}")
+    dual_lr, every = cfg.get("dual_lr", 1.0), cfg.get("adaptive_every")
+    if not 0 < dual_lr < float("inf"):
+        raise ValueError(f"dual_lr must be finite and > 0; got {dual_lr!r}")
+    if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 0):
+        raise ValueError(f"adaptive_every must be an int >= 0 (0: per epoch); got {every!r}")
+    if target is None and (dual_lr != 1.0 or every is not None):
+        raise ValueError("dual_lr and adaptive_every need target_sparsity")
     steps = cfg.get("budget_steps")
     if steps is not None:
         if budget is None:
@@ -67,6 +76,13 @@ def install_hoyer(cfg: dict, kernel) -> None:
         kernel.regularizer = GroupHoyer(cfg["hoyer"])
 
 
+def _adaptive_every(every: int | None, steps_per_epoch: int) -> int | None:
+    """`AdaptiveL21`'s `every`: None (a quarter epoch) by default, None for 0 (per epoch)."""
+    if every is None:
+        return max(1, steps_per_epoch // 4)
+    return every or None
+
+
 def head_callbacks(cfg: dict, kernel, steps_per_epoch: int) -> list[keras.callbacks.Callback]:
     """The callbacks that act on `kernel` after optimizer steps: the prox step, the budget and
     the adaptive λ, as configured."""
@@ -84,7 +100,8 @@ def head_callbacks(cfg: dict, kernel, steps_per_epoch: int) -> list[keras.callba
                 prox or kernel,
                 target=cfg["target_sparsity"],
                 l21=cfg["l21"],
-                every=max(1, steps_per_epoch // 4),
+                dual_lr=cfg.get("dual_lr", 1.0),
+                every=_adaptive_every(cfg.get("adaptive_every"), steps_per_epoch),
             )
         )
     return out

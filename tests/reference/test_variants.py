@@ -60,10 +60,25 @@ def test_target_sparsity_adapts_l21_with_the_prox(tmp_path):
     assert history[-1]["adaptive_l21"] > 1e-4
 
 
+def test_dual_lr_and_per_epoch_updates_reach_adaptive_l21(tmp_path):
+    cfg = tiny("simclr", tmp_path, epochs=2, target_sparsity=0.25, proximal=True, l21=1e-4,
+               dual_lr=0.5, adaptive_every=0)  # fmt: skip
+    run(cfg, verbose=0)
+    history = json.loads((tmp_path / "history.json").read_text())
+    # One update per epoch, from the measure logged at that epoch: λ_e = λ_{e-1} e^{0.5 (s_e - f)}
+    lam = 1e-4
+    for h in history:
+        lam *= np.exp(0.5 * (h["adaptive_measure"] - 0.25))
+        assert h["adaptive_l21"] == pytest.approx(lam, rel=1e-5)  # λ is a float32 variable
+
+
 def test_flags_parse_and_bad_combinations_are_refused(tmp_path):
     cfg = config_from_args("simclr", ["--budget", "0.25", "--budget-steps", "10", "20"])
     assert cfg["budget"] == 0.25 and cfg["budget_steps"] == [10, 20]
     assert config_from_args("simclr", ["--budget", "16"])["budget"] == 16
+    cfg = config_from_args("simclr", ["--target-sparsity", "0.25", "--dual-lr", "0.3",
+                                      "--adaptive-every", "0"])  # fmt: skip
+    assert (cfg["dual_lr"], cfg["adaptive_every"]) == (0.3, 0)
     with pytest.raises(SystemExit):
         config_from_args("simclr", ["--budget", "many"])
     for bad, match in (
@@ -73,6 +88,10 @@ def test_flags_parse_and_bad_combinations_are_refused(tmp_path):
         ({"budget": 1.5}, "budget must be"),
         ({"target_sparsity": 1.0}, "target_sparsity"),
         ({"budget_steps": [0, 10]}, "needs budget"),
+        ({"dual_lr": 0.5}, "need target_sparsity"),
+        ({"adaptive_every": 2}, "need target_sparsity"),
+        ({"target_sparsity": 0.25, "proximal": True, "dual_lr": 0.0}, "dual_lr must be"),
+        ({"target_sparsity": 0.25, "proximal": True, "adaptive_every": -1}, "adaptive_every"),
     ):
         with pytest.raises(ValueError, match=match):
             run(tiny("simclr", tmp_path, **bad), verbose=0)
