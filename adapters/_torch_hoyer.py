@@ -26,7 +26,10 @@ def group_hoyer_penalty(weight: torch.Tensor, group_axis: int = -1) -> torch.Ten
     `2 S/Q * W_j/||W_j||_2 - 2 S^2/Q^2 * W_j` (`S = sum g`, `Q = sum g^2`): 0 on a zero group
     and 0 for `W = 0`, never NaN. The weight is divided by its largest magnitude (a constant for
     autograd, `HS` being scale invariant) before the norms, so nothing overflows, even for
-    float32 weights near 1e30, and subnormal weights keep float32's precision.
+    float32 weights near 1e30, and subnormal weights keep float32's precision. A group whose
+    norm is below the dtype's smallest normal number times the largest magnitude (2**-126 for
+    float32, a dynamic range of 1e38 within the weight) gets gradient 0: its chain rule
+    underflows.
 
     Args:
         weight: tensor of at least 2 dimensions, any floating dtype.

@@ -4,10 +4,11 @@ Run by `test_torch_fsdp.py` as `python fsdp_worker.py OUT_FILE MESH`: `MESH` is 
 processes, a mesh of 2) or `2d` (4 processes, a 2 x 2 mesh: HSDP, replicated over the first
 mesh dim and sharded over the second, and weights sharded over both dims). Rank 0 saves a dict:
 
-- `"ops"`: for a `(6, 4)` weight with one zero column and one zero row, laid out by
+- `"ops"`: for a `(12, 8)` weight with one zero column and one zero row, laid out by
   `distribute_tensor` with each placement of `PLACEMENTS[MESH]`, and `group_axis` -1 or 0:
   `group_norms`, `l21_penalty` and its gradient, `l21_prox` (scalar and per-group threshold),
-  `l21_prox_`, and the collectives they issued (`CommDebugMode` counts);
+  `l21_prox_`, the collectives they issued (`CommDebugMode` counts) and the largest tensor any
+  collective was given, per operation (`"payload"`);
 - `"train"`: for FSDP2 sharding on dim 0 (its default) and dim 1 (`shard_placement_fn`), and
   both thresholds of `ProximalL21`: the mean loss over ranks at each step and the final weights
   after `STEPS` steps of Adam with the penalty in the loss and the prox after each step.
