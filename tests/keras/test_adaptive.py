@@ -12,8 +12,7 @@ import pytest
 from sparsehead.adapters.keras import L21, AdaptiveL21, ProximalL21
 
 import sparsehead as sh
-
-from ._seam import to_numpy
+from tests.conformance.keras_seam import to_numpy
 
 
 def _problem():

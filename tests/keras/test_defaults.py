@@ -7,9 +7,8 @@ import numpy as np
 from sparsehead.adapters.keras import group_norms
 
 import sparsehead as sh
+from tests.conformance.keras_seam import tensor, to_numpy
 from tests.tolerances import assert_close
-
-from ._seam import tensor, to_numpy
 
 
 def test_group_norms_default_is_the_rows():

@@ -8,9 +8,8 @@ import pytest
 from sparsehead.adapters.keras import L21, ProjectionHead, info_nce
 
 import sparsehead as sh
+from tests.conformance.keras_seam import to_numpy
 from tests.tolerances import assert_close
-
-from ._seam import to_numpy
 
 
 def test_structure_and_only_last_kernel_is_regularized():

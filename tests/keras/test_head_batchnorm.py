@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sparsehead.adapters.keras import ProjectionHead
 
-from ._seam import to_numpy
+from tests.conformance.keras_seam import to_numpy
 
 EPS = 1e-3  # keras.layers.BatchNormalization's default epsilon
 

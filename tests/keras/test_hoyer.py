@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from sparsehead.adapters.keras import GroupHoyer, group_hoyer
 
 import sparsehead as sh
+from tests.conformance.keras_seam import jit, run, tensor, to_numpy, value_and_grad
 from tests.tolerances import assert_close
 
-from ._seam import jit, run, tensor, to_numpy, value_and_grad
 from .strategies import backend_settings, grouped_weights
 
 

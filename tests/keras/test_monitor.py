@@ -8,8 +8,7 @@ import pytest
 from sparsehead.adapters.keras import ProjectionHead, ProximalL21, SparsityMonitor
 
 import sparsehead as sh
-
-from ._seam import to_numpy
+from tests.conformance.keras_seam import to_numpy
 
 KEYS = ("l21", "groups_95_energy", "frac_below_1pct", "frac_below_0p1pct", "zero_groups")
 

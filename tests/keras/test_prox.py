@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from sparsehead.adapters.keras import ProximalL21, l21_prox
 
 import sparsehead as sh
+from tests.conformance.keras_seam import run, tensor, to_numpy
 from tests.tolerances import assert_close
 
-from ._seam import run, tensor, to_numpy
 from .strategies import backend_settings, grouped_weights
 
 

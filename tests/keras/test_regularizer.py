@@ -14,9 +14,9 @@ from sparsehead.adapters.keras import L21, group_norms
 
 import sparsehead as sh
 from tests.conformance import assert_same_nonfinite, expected_group_norms
+from tests.conformance.keras_seam import jit, run, tensor, to_numpy, value_and_grad
 from tests.tolerances import assert_close
 
-from ._seam import jit, run, tensor, to_numpy, value_and_grad
 from .strategies import backend_settings, grouped_weights, nonfinite_weights
 
 

@@ -14,9 +14,9 @@ import pytest
 from sparsehead.adapters.keras import L21, ProjectionHead
 
 import sparsehead as sh
+from tests.conformance.keras_seam import to_numpy
 from tests.tolerances import assert_close
 
-from ._seam import to_numpy
 from .conftest import BACKEND
 
 SCRIPT = Path(__file__).with_name("_save_model.py")

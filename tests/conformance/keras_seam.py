@@ -1,4 +1,4 @@
-"""The one seam that knows the backends: tensors in and out, gradients, jit.
+"""The one seam that knows the Keras backends: tensors in and out, gradients, jit.
 
 `value_and_grad` differentiates a `keras.ops` function with jax, tf.GradientTape or
 torch.autograd; `jit` compiles one with the backend's tracer.
@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .conftest import BACKEND
+
+def backend() -> str:
+    """The backend Keras runs on in this process (fixed when keras is first imported)."""
+    import keras
+
+    return keras.backend.backend()
 
 
 def to_numpy(x) -> np.ndarray:
@@ -32,11 +37,11 @@ def tensor(x: np.ndarray, dtype: str):
 
 def value_and_grad(fn, x):
     """`(fn(x), d fn / d x)` for a scalar `keras.ops` function of one backend tensor `x`."""
-    if BACKEND == "jax":
+    if backend() == "jax":
         import jax
 
         return jax.jit(jax.value_and_grad(fn))(x)  # one compile instead of one per op
-    if BACKEND == "tensorflow":
+    if backend() == "tensorflow":
         import tensorflow as tf
 
         with tf.GradientTape() as tape:
@@ -54,7 +59,7 @@ def value_and_grad(fn, x):
 def run(fn, *args):
     """`fn(*args)`, compiled as one program on JAX (one compile per shape instead of one per
     op: about 3x faster for the property tests), eagerly on torch and tensorflow."""
-    if BACKEND == "jax":
+    if backend() == "jax":
         import jax
 
         return jax.jit(fn)(*args)
@@ -64,11 +69,11 @@ def run(fn, *args):
 def jit(fn):
     """`fn` compiled by the backend's tracer: jax.jit, tf.function(jit_compile=True), or
     torch.compile (fullgraph, eager backend: traced by dynamo, no C++ build)."""
-    if BACKEND == "jax":
+    if backend() == "jax":
         import jax
 
         return jax.jit(fn)
-    if BACKEND == "tensorflow":
+    if backend() == "tensorflow":
         import tensorflow as tf
 
         return tf.function(fn, jit_compile=True)
