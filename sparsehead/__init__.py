@@ -12,6 +12,7 @@ import sys as _sys
 
 from ._hints import install_adapters_hint as _install_adapters_hint
 from .budget import budget_schedule, l20_project
+from .controller import DualAscent
 from .geometry import min_max_distance_ratio
 from .groups import (
     group_norms,
@@ -23,6 +24,7 @@ from .groups import (
 )
 from .hoyer import group_hoyer, group_hoyer_gradient
 from .losses import barlow_twins_loss, byol_loss, cosine_similarity, info_nce
+from .schedule import BudgetSchedule
 from .spectrum import effective_rank, eigenvalue_spectrum, rankme
 
 __version__ = "0.1.0"
@@ -39,6 +41,8 @@ _KERAS_NAMES = (
 )
 
 __all__ = [
+    "BudgetSchedule",
+    "DualAscent",
     "barlow_twins_loss",
     "budget_schedule",
     "byol_loss",

@@ -18,41 +18,48 @@ from fractions import Fraction
 
 import numpy as np
 
+from ._validation import check_int
 from .groups import _as_groups, _norms64, _result_dtype
 
-__all__ = ["budget_schedule", "budget_steps", "l20_project", "resolve_keep"]
+__all__ = ["budget_schedule", "budget_steps", "l20_project", "rank_groups", "resolve_keep"]
 
 
 def resolve_keep(keep, groups: int) -> int:
-    """The number of groups to keep: `keep` itself for an int in `[0, groups]`, or
+    """The number of groups to keep: `keep` itself for an int in `[1, groups]`, or
     `ceil(keep * groups)` for a float fraction in `(0, 1]`, at least one group; `0.25` of 10
     groups keeps 3. The fraction is taken as written in decimal (its shortest `str`), in exact
     arithmetic: `0.07` of 100 groups keeps 7, although `0.07 * 100` is 7.000000000000001 in
-    floats and the binary value of 0.07 is a little above 7/100.
+    floats and the binary value of 0.07 is a little above 7/100. `keep = 0` is refused: a
+    budget of no group would remove the whole head.
     """
-    groups = _check_int(groups, "groups", low=1)
+    groups = check_int(groups, "groups", low=1)
     if isinstance(keep, bool):
         raise TypeError("keep must be an int or a float fraction; got bool")
     if isinstance(keep, numbers.Integral):
         keep = int(keep)
-        if not 0 <= keep <= groups:
-            raise ValueError(f"keep must be in [0, {groups}] (the number of groups); got {keep}")
+        if keep < 1:
+            raise ValueError(f"keep must be >= 1 or a fraction in (0, 1]; got {keep}")
+        if keep > groups:
+            raise ValueError(f"keep must be <= {groups} (the number of groups); got {keep}")
         return keep
     if isinstance(keep, numbers.Real):
         frac = float(keep)
         if not (math.isfinite(frac) and 0 < frac <= 1):
-            raise ValueError(f"keep as a fraction must be in (0, 1]; got {frac}")
+            raise ValueError(f"keep must be >= 1 or a fraction in (0, 1]; got {frac}")
         return math.ceil(Fraction(str(keep)) * groups)
     raise TypeError(f"keep must be an int or a float fraction; got {type(keep).__name__}")
 
 
-def _check_int(value, name: str, low: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int; got {type(value).__name__}")
-    value = int(value)
-    if low is not None and value < low:
-        raise ValueError(f"{name} must be >= {low}; got {value}")
-    return value
+def rank_groups(norms: np.ndarray) -> np.ndarray:
+    """Group indices from the first kept to the last: NaN norms first, then +inf, then the
+    finite norms descending; ties (NaN with NaN included) go to the lower index.
+
+    A NaN is never hidden: the projection keeps a group that holds one before any other.
+    """
+    norms = np.asarray(norms, np.float64)
+    nan = np.isnan(norms)
+    order = np.argsort(-np.where(nan, 0.0, norms), kind="stable")
+    return order[np.argsort(~nan[order], kind="stable")]
 
 
 def l20_project(w, keep, group_axis: int = -2, *, out: np.ndarray | None = None):
@@ -61,11 +68,13 @@ def l20_project(w, keep, group_axis: int = -2, *, out: np.ndarray | None = None)
     The `k = resolve_keep(keep, G)` groups with the largest `||W_j||_2` are copied, all others
     set to exactly 0. Ties are broken by the lower index (a stable sort of the norms,
     descending), so the result is deterministic. If fewer than k groups are non-zero, the
-    result equals `w`.
+    result equals `w`. NaN and inf propagate and are never hidden: a group holding a NaN ranks
+    above every other group, then a group holding an inf, then the finite norms
+    (`rank_groups`), so with room for one of `[inf, 1, nan, 3]` the NaN group is kept.
 
     Args:
-        w: array of at least 2 dimensions, finite.
-        keep: an int in `[0, G]` (the number of groups), or a float fraction in `(0, 1]`
+        w: array of at least 2 dimensions (NaN and inf allowed, see above).
+        keep: an int in `[1, G]` (the number of groups), or a float fraction in `(0, 1]`
             (`ceil(keep * G)` groups).
         group_axis: the axis whose index names a group.
         out: optional array of `w`'s shape and result dtype to write into; `out=w` works in
@@ -75,9 +84,9 @@ def l20_project(w, keep, group_axis: int = -2, *, out: np.ndarray | None = None)
         The projected array (`out` if given), in `w`'s dtype (float64 for integer input).
     """
     x, x3, ax = _as_groups(w, group_axis)
-    g = _norms64(x3)
+    g = _norms64(x3, nonfinite=True)
     k = resolve_keep(keep, g.size)
-    drop = np.argsort(-g, kind="stable")[k:]
+    drop = rank_groups(g)[k:]
     w = np.asarray(w)
     dtype = _result_dtype(w.dtype)
     if out is None:
@@ -91,10 +100,10 @@ def l20_project(w, keep, group_axis: int = -2, *, out: np.ndarray | None = None)
 
 
 def _schedule_args(groups, keep, begin_step, end_step) -> tuple[int, int, int, int]:
-    g = _check_int(groups, "groups", low=1)
+    g = check_int(groups, "groups", low=1)
     k = resolve_keep(keep, g)
-    t0 = _check_int(begin_step, "begin_step", low=0)
-    t1 = _check_int(end_step, "end_step", low=t0)
+    t0 = check_int(begin_step, "begin_step", low=0)
+    t1 = check_int(end_step, "end_step", low=t0)
     return g, k, t0, t1
 
 
@@ -112,7 +121,7 @@ def budget_schedule(step: int, groups: int, keep, begin_step: int, end_step: int
         begin_step: `t0 >= 0`.
         end_step: `t1 >= t0`.
     """
-    t = _check_int(step, "step")
+    t = check_int(step, "step")
     g, k, t0, t1 = _schedule_args(groups, keep, begin_step, end_step)
     if t >= t1:
         return k

@@ -88,8 +88,12 @@ def _sum_of_squares(x3: np.ndarray) -> np.ndarray:
     return acc
 
 
-def _norms64(x3: np.ndarray, name: str = "w") -> np.ndarray:
-    """Group norms in float64, exact up to rounding for any finite input; rejects NaN and inf."""
+def _norms64(x3: np.ndarray, name: str = "w", *, nonfinite: bool = False) -> np.ndarray:
+    """Group norms in float64, exact up to rounding for any finite input.
+
+    NaN and inf are refused (`ValueError`), or with `nonfinite=True` reported: a group holding
+    a NaN gets the norm NaN, a group holding an inf (and no NaN) the norm +inf.
+    """
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         ss = _sum_of_squares(x3)
     # Sums that overflowed, came out NaN, or may have lost terms to underflow (zero groups
@@ -99,12 +103,14 @@ def _norms64(x3: np.ndarray, name: str = "w") -> np.ndarray:
     norms = np.sqrt(ss)
     if suspect.size:
         sub = x3[:, suspect, :].astype(np.float64)
-        peak = np.abs(sub).max(axis=(0, 2))
-        if not np.isfinite(peak).all():
+        peak = np.abs(sub).max(axis=(0, 2))  # NaN if the group holds one (max propagates it)
+        bad = ~np.isfinite(peak)
+        if bad.any() and not nonfinite:
             raise ValueError(f"{name} must be finite; it holds NaN or inf")
         scale = np.where(peak > 0, peak, 1.0)
+        scale[bad] = 1.0
         sub /= scale[None, :, None]
-        norms[suspect] = scale * np.sqrt(np.einsum("pgq,pgq->g", sub, sub))
+        norms[suspect] = np.where(bad, peak, scale * np.sqrt(np.einsum("pgq,pgq->g", sub, sub)))
     return norms
 
 

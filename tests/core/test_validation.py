@@ -6,6 +6,13 @@ import numpy as np
 import pytest
 
 import sparsehead as sh
+from sparsehead._validation import (
+    check_choice,
+    check_float_dtype,
+    check_int,
+    check_nonempty,
+    check_real,
+)
 
 W = np.ones((3, 2))
 Z = np.ones((4, 3))
@@ -96,3 +103,72 @@ def test_diagnostics_reject_bad_input():
         sh.effective_rank(np.array([[np.nan, 1.0]]))
     with pytest.raises(ValueError, match="eps"):
         sh.rankme(Z, eps=-1)
+
+
+# ---------------------------------------------------------------- the one checker set
+
+
+@pytest.mark.parametrize(
+    ("value", "kwargs", "error", "match"),
+    [
+        (True, {}, TypeError, "x must be a real number; got bool"),
+        ("1", {}, TypeError, "x must be a real number; got str"),
+        (float("nan"), {}, ValueError, "x must be finite"),
+        (float("-inf"), {}, ValueError, "x must be finite"),
+        (0.0, {"low": 0, "low_open": True}, ValueError, "x must be > 0; got 0.0"),
+        (-1, {"low": 0}, ValueError, "x must be >= 0; got -1.0"),
+        (2, {"high": 1}, ValueError, "x must be <= 1; got 2.0"),
+        (1, {"high": 1, "high_open": True}, ValueError, "x must be < 1; got 1.0"),
+        (1, {"low": 0, "high": 1, "low_open": True, "high_open": True}, ValueError,
+         r"x must be in \(0, 1\); got 1.0"),
+        (-0.5, {"low": 0, "high": 1}, ValueError, r"x must be in \[0, 1\]; got -0.5"),
+    ],
+)  # fmt: skip
+def test_check_real_rejects(value, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        check_real(value, "x", **kwargs)
+
+
+def test_check_real_accepts_the_bounds_it_should():
+    assert check_real(np.float32(0.5), "x", low=0, high=1) == 0.5
+    assert check_real(0, "x", low=0) == 0.0 and check_real(1, "x", high=1) == 1.0
+    assert type(check_real(np.int64(3), "x")) is float
+
+
+def test_check_int_and_choice():
+    assert check_int(np.int64(3), "n", low=3) == 3
+    for bad, error, match in [
+        (2, ValueError, "n must be >= 3; got 2"),
+        (3.0, TypeError, "n must be an int; got float"),
+        (True, TypeError, "n must be an int; got bool"),
+        (None, TypeError, "n must be an int; got NoneType"),
+    ]:
+        with pytest.raises(error, match=match):
+            check_int(bad, "n", low=3)
+    assert check_choice("b", "mode", ("a", "b")) == "b"
+    with pytest.raises(ValueError, match=r"mode must be one of \['a', 'b'\]; got 'c'"):
+        check_choice("c", "mode", ("a", "b"))
+    with pytest.raises(TypeError, match="mode must be a str"):
+        check_choice(1, "mode", ("a", "b"))
+
+
+@pytest.mark.parametrize(
+    "name", ["float16", "bfloat16", "float32", "float64", "torch.float32", "<dtype: 'float64'>"]
+)
+def test_check_float_dtype_accepts(name):
+    check_float_dtype(name, "w")
+
+
+@pytest.mark.parametrize(
+    "name", ["int32", "int64", "uint8", "bool", "complex64", "torch.int64", "torch.bool", "<U1"]
+)
+def test_check_float_dtype_rejects(name):
+    with pytest.raises(TypeError, match=f"w must be floating point; got dtype {name}"):
+        check_float_dtype(name, "w")
+
+
+def test_check_nonempty():
+    check_nonempty((3, 2), -2, "w")
+    for shape, axis in [((0, 2), -2), ((3, 0), -2), ((2, 3, 0), 0), ((), 0)]:
+        with pytest.raises(ValueError, match=r"w must not be empty; got shape \("):
+            check_nonempty(shape, axis, "w")
