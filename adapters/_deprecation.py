@@ -7,10 +7,11 @@ but the standard library.
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from typing import Any
 
-__all__ = ["MISSING", "renamed"]
+__all__ = ["MISSING", "deprecated_alias", "old_order", "renamed"]
 
 
 class _Missing:
@@ -40,3 +41,36 @@ def renamed(where: str, new: str, new_value: Any, old: str, old_value: Any) -> A
         stacklevel=3,
     )
     return old_value
+
+
+def deprecated_alias(old: str, new: str) -> None:
+    """Warn that the function `old` is a deprecated name of `new` (called from `old`)."""
+    warnings.warn(
+        f"{old} is deprecated and will be removed in the next release; use {new} instead",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def old_order(where: str, first: str, second: str, values: tuple[Any, Any]) -> tuple[Any, Any]:
+    """`values` in the new order `(first, second)`, swapped when given in the old one.
+
+    The new order puts a number first (a strength, `keep` or `target`) and the weights second;
+    the old order was the weights then the number. The weights are never a real number, so a
+    call whose first value is not one and whose second is one used the old order: it is
+    swapped, with a `DeprecationWarning` pointing at the caller's caller.
+    """
+    a, b = values
+    if _is_real(a) or not _is_real(b):
+        return a, b
+    warnings.warn(
+        f"{where}({second}, {first}) is deprecated and will be removed in the next release; "
+        f"pass {first} first: {where}({first}, {second}, ...)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return b, a

@@ -6,7 +6,7 @@ mesh dim and sharded over the second, and weights sharded over both dims). Rank 
 
 - `"ops"`: for a `(12, 8)` weight with one zero column and one zero row, laid out by
   `distribute_tensor` with each placement of `PLACEMENTS[MESH]`, and `group_axis` -1 or 0:
-  `group_norms`, `l21_penalty` and its gradient, `l21_prox` (scalar and per-group threshold),
+  `group_norms`, `l21_norm` and its gradient, `l21_prox` (scalar and per-group threshold),
   `l21_prox_`, the collectives they issued (`CommDebugMode` counts) and the largest tensor any
   collective was given, per operation (`"payload"`);
 - `"train"`: for FSDP2 sharding on dim 0 (its default) and dim 1 (`shard_placement_fn`), and
@@ -32,7 +32,7 @@ import torch.multiprocessing as mp
 from sparsehead.adapters.torch import (
     ProximalL21,
     group_norms,
-    l21_penalty,
+    l21_norm,
     l21_prox,
     l21_prox_,
     l21_regularization,
@@ -131,7 +131,7 @@ def _op_case(mesh, spec: tuple, group_axis: int) -> dict:
     modes = {k: _payload_mode() for k in ("forward", "backward", "prox", "prox_t", "prox_")}
     with modes["forward"]:
         norms = group_norms(w, group_axis)
-        penalty = l21_penalty(w, group_axis)
+        penalty = l21_norm(w, group_axis)
     with modes["backward"]:
         penalty.backward()
     with modes["prox"]:

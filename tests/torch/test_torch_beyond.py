@@ -18,7 +18,7 @@ from sparsehead.adapters.torch import (
     AdaptiveL21,
     GroupBudget,
     ProximalL21,
-    group_hoyer_penalty,
+    group_hoyer,
     hoyer_regularization,
     l20_project,
     l20_project_,
@@ -57,7 +57,7 @@ def group_index(w: np.ndarray, group_axis: int, chosen: np.ndarray) -> tuple:
 def test_hoyer_value_and_gradient_equal_core(case, hoyer):
     w, group_axis, dtype = case
     x = tensor(w, dtype).requires_grad_()
-    value = group_hoyer_penalty(x, group_axis)
+    value = group_hoyer(x, group_axis)
     assert value.dtype == getattr(torch, result_dtype(dtype)) and value.ndim == 0
     assert_close(numpy(value), sh.group_hoyer(w, group_axis), result_dtype(dtype))
     expected = hoyer * sh.group_hoyer_gradient(np.asarray(w, np.float64), group_axis)
@@ -65,7 +65,7 @@ def test_hoyer_value_and_gradient_equal_core(case, hoyer):
     # the dtype's range (inf is then its correct rounding), so finiteness is asked elsewhere only.
     assume(np.abs(expected).max() < torch.finfo(x.dtype).max)
     # A group below the smallest normal number times the largest entry gets gradient 0: its
-    # chain rule underflows (documented in group_hoyer_penalty).
+    # chain rule underflows (documented in group_hoyer).
     g = sh.group_norms(np.asarray(w, np.float64), group_axis)
     peak = np.abs(np.asarray(w, np.float64)).max()
     assume(((g == 0) | (g >= torch.finfo(x.dtype).tiny * peak)).all())
@@ -81,14 +81,14 @@ def test_hoyer_of_subnormal_float32_weight_keeps_float32_precision():
     # all entries subnormal (7.4e-43 has ~10 significant bits): norms taken in absolute units
     # round there (HS was off by 2.7e-5 relative, found by Hypothesis)
     w = np.array([[0.0, 7.37e-43], [7.37e-43, 7.37e-43]], np.float32)
-    value = group_hoyer_penalty(torch.from_numpy(w), -1)
+    value = group_hoyer(torch.from_numpy(w), -1)
     assert_close(numpy(value), sh.group_hoyer(w, -1), "float32")
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32", "float16", "bfloat16"])
 def test_hoyer_all_zero_weight_gives_zero_and_zero_gradient(dtype):
     x = torch.zeros(5, 7, dtype=getattr(torch, dtype), requires_grad=True)
-    value = group_hoyer_penalty(x)
+    value = group_hoyer(x)
     value.backward()
     assert value.item() == 0.0
     assert (x.grad == 0).all()
@@ -101,7 +101,7 @@ def test_hoyer_extreme_scales(dtype, scale):
     # 1e30 (1e60 > 3.4e38) and underflow at 1e-30
     w = torch.tensor([[3.0, 0.0, 0.0], [4.0, 5.0, 0.0]]) * scale
     x = w.to(getattr(torch, dtype)).requires_grad_()
-    value = group_hoyer_penalty(x)
+    value = group_hoyer(x)
     value.backward()
     assert value.item() == pytest.approx(2.0, rel=1e-2 if dtype == "bfloat16" else 1e-6)
     assert torch.isfinite(x.grad).all() and (x.grad[:, 2] == 0).all()
@@ -115,7 +115,7 @@ def test_hoyer_under_autocast_is_float32_and_equals_core():
     w[:, 3] = 0
     w.requires_grad_()
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        value = group_hoyer_penalty(w)
+        value = group_hoyer(w)
     value.backward()
     assert value.dtype == torch.float32
     w64 = w.detach().double().numpy()
@@ -150,7 +150,7 @@ def test_hoyer_regularization_sums_chosen_weights():
 @given(grouped_weights(), st.data())
 def test_project_equals_core(case, data):
     w, group_axis, dtype = case
-    k = data.draw(st.integers(0, w.shape[group_axis]))
+    k = data.draw(st.integers(1, w.shape[group_axis]))
     assume(ranking_is_clear(sh.group_norms(np.asarray(w, np.float64), group_axis), k))
     x = tensor(w, dtype)
     out = l20_project(x, k, group_axis)
@@ -170,7 +170,7 @@ def test_project_ties_go_to_the_lower_index_like_core(levels, signs, data):
     # columns that are sign flips of a few base columns: many exactly equal norms
     base = np.array([[0.0, 0.0], [1.0, 2.0], [3.0, 1.0], [0.5, 0.25]])
     w = np.stack([base[v] * (1 if s else -1) for v, s in zip(levels, signs, strict=False)], axis=1)
-    k = data.draw(st.integers(0, w.shape[1]))
+    k = data.draw(st.integers(1, w.shape[1]))
     for dtype in ("float32", "float64"):
         got = numpy(l20_project(tensor(w.astype(dtype), dtype), k))
         np.testing.assert_array_equal(got, sh.l20_project(w, k, -1))
@@ -234,7 +234,7 @@ def test_budget_schedule_equals_core(groups, data, t0, span, every):
     """No training, distinct column norms: groups only leave, so after step `t` the weight
     has `budget_schedule(t')` non-zero groups, `t'` the last step that projected (`t' > t0`,
     and `t'` a multiple of `every` or `t' >= t1`)."""
-    keep = data.draw(st.integers(0, groups) | st.floats(0.01, 1.0))
+    keep = data.draw(st.integers(1, groups) | st.floats(0.01, 1.0))
     t1 = t0 + span
     weight = nn.Parameter(torch.arange(groups, 0, -1, dtype=torch.float32).repeat(2, 1))
     opt = torch.optim.SGD([weight], lr=0.1)

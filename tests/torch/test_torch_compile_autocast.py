@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sparsehead.adapters.torch import ProximalL21, l21_penalty, l21_regularization
+from sparsehead.adapters.torch import ProximalL21, l21_norm, l21_regularization
 from torch import nn
 
 import sparsehead as sh
@@ -64,7 +64,7 @@ def test_autocast_bfloat16_keeps_penalty_in_float32():
 
     half = nn.Linear(8, 4).to(torch.bfloat16)  # weights stored in bfloat16
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        value = l21_penalty(half.weight)
+        value = l21_norm(half.weight)
     value.backward()
     assert value.dtype == torch.float32 and half.weight.grad.dtype == torch.bfloat16
     ref = half.weight.detach().float().numpy()

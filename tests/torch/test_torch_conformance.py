@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from sparsehead.adapters.torch import group_norms, l21_penalty, l21_prox, l21_prox_
+from sparsehead.adapters.torch import group_norms, l21_norm, l21_prox, l21_prox_
 
 import sparsehead as sh
 from tests.conformance import assert_same_nonfinite, expected_group_norms
@@ -43,7 +43,7 @@ def result_dtype(dtype: str) -> str:
 def test_penalty_and_group_norms_equal_core(case):
     w, group_axis, dtype = case
     x = tensor(w, dtype)
-    value = l21_penalty(x, group_axis)
+    value = l21_norm(x, group_axis)
     assert value.dtype == getattr(torch, result_dtype(dtype)) and value.ndim == 0
     assert_close(numpy(value), sh.l21_norm(w, group_axis), result_dtype(dtype))
     norms = sh.group_norms(w, group_axis)
@@ -54,7 +54,7 @@ def test_penalty_and_group_norms_equal_core(case):
 def test_gradient_equals_core_subgradient(case, lam):
     w, group_axis, dtype = case
     x = tensor(w, dtype).requires_grad_()
-    (lam * l21_penalty(x, group_axis)).backward()
+    (lam * l21_norm(x, group_axis)).backward()
     grad = numpy(x.grad)
     assert x.grad.dtype == x.dtype
     assert np.isfinite(grad).all()
@@ -100,7 +100,7 @@ def test_nan_and_inf_propagate_and_zero_groups_keep_a_zero_gradient(case):
     assert_same_nonfinite(norms, expected)
     finite = np.isfinite(expected)
     assert_close(norms[finite], expected[finite], result_dtype(dtype))
-    value = l21_penalty(x, group_axis)
+    value = l21_norm(x, group_axis)
     assert_same_nonfinite(numpy(value), expected.sum())
     value.backward()
     grad = np.moveaxis(numpy(x.grad), group_axis, 0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from sparsehead.adapters.torch import group_norms, l21_penalty, l21_prox
+from sparsehead.adapters.torch import group_norms, l21_norm, l21_prox
 
 from tests.tolerances import assert_close
 from tests.workers import run_worker
@@ -48,7 +48,7 @@ def test_ops_on_sharded_weight_match_full_weight(tmp_path_factory, kind, spec, g
     got = result(kind, tmp_path_factory)["ops"][spec, group_axis]
     assert "error" not in got, got.get("error")
     w = fsdp_worker.weight().requires_grad_()
-    penalty = l21_penalty(w, group_axis)
+    penalty = l21_norm(w, group_axis)
     penalty.backward()
     assert got["plain"] == (True, True)  # plain tensors: they add to a plain loss
     _close(got["norms"], group_norms(w, group_axis))

@@ -1,4 +1,4 @@
-"""`l21_penalty` and `l21_regularization`: zero groups, overflow, selection, validation."""
+"""`l21_norm` and `l21_regularization`: zero groups, overflow, selection, validation."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from sparsehead.adapters.torch import (
-    l21_penalty,
+    l21_norm,
     l21_prox,
     l21_regularization,
     select_parameters,
@@ -24,14 +24,14 @@ def head() -> nn.Module:
 
 def test_naive_norm_gives_nan_where_penalty_gives_zero():
     """Guards the conformance suite: the plain formula's gradient at a zero group is NaN, so a
-    finite gradient is a property of l21_penalty, not of the input."""
+    finite gradient is a property of l21_norm, not of the input."""
     w = torch.zeros(3, 4)
     w[:, 0] = torch.tensor([1.0, 2.0, 2.0])
     naive = w.clone().requires_grad_()
     naive.square().sum(0).sqrt().sum().backward()
     assert naive.grad[:, 1:].isnan().all()
     safe = w.clone().requires_grad_()
-    l21_penalty(safe).backward()
+    l21_norm(safe).backward()
     torch.testing.assert_close(safe.grad[:, 0], torch.tensor([1.0, 2.0, 2.0]) / 3)
     assert (safe.grad[:, 1:] == 0).all()
 
@@ -42,7 +42,7 @@ def test_large_and_tiny_weights_neither_overflow_nor_underflow(dtype):
     w[:, 1] = 1e-30  # its square underflows float32
     w[:, 2] = 0
     w.requires_grad_()
-    value = l21_penalty(w)
+    value = l21_norm(w)
     value.backward()
     ref = np.asarray(w.detach().float().numpy())
     assert_close(value.item(), sh.l21_norm(ref, -1), "float32")
@@ -53,7 +53,7 @@ def test_large_and_tiny_weights_neither_overflow_nor_underflow(dtype):
 def test_float16_weights_whose_squares_overflow_float16():
     w = torch.full((8, 4), 300.0, dtype=torch.float16)  # 8 * 300**2 = 7.2e5 > 65504
     w[:, 1] = 0
-    value = l21_penalty(w)
+    value = l21_norm(w)
     assert value.dtype == torch.float32
     assert_close(value.item(), sh.l21_norm(w.float().numpy(), -1), "float32")
 
@@ -61,7 +61,7 @@ def test_float16_weights_whose_squares_overflow_float16():
 def test_double_backward_is_finite():
     """Pure torch ops: second derivatives (e.g. for gradient penalties) work, NaN-free."""
     w = torch.tensor([[3.0, 0.0], [4.0, 0.0]], requires_grad=True)
-    (g,) = torch.autograd.grad(l21_penalty(w), w, create_graph=True)
+    (g,) = torch.autograd.grad(l21_norm(w), w, create_graph=True)
     (h,) = torch.autograd.grad((g * torch.tensor([[1.0, 1.0], [0.0, 0.0]])).sum(), w)
     # d/dw of sum_i w_i0 / ||w_0|| over row 0 only: (e_0 - w0 w0_0 / ||w0||^2) / ||w0||
     expected = torch.tensor([[(1 - 9 / 25) / 5, 0.0], [(-12 / 25) / 5, 0.0]])
@@ -146,12 +146,12 @@ def test_conv_weight_groups_are_input_channels():
 @pytest.mark.parametrize(
     ("call", "error", "match"),
     [
-        (lambda: l21_penalty(np.ones((2, 2))), TypeError, "weight must be a torch.Tensor"),
-        (lambda: l21_penalty(torch.ones(2, 2, dtype=torch.int64)), TypeError, "floating"),
-        (lambda: l21_penalty(torch.ones(3)), ValueError, "at least 2 dimensions"),
-        (lambda: l21_penalty(torch.ones(0, 3)), ValueError, "must not be empty"),
-        (lambda: l21_penalty(torch.ones(2, 2), 2), ValueError, "group_axis=2 is out of range"),
-        (lambda: l21_penalty(torch.ones(2, 2), 1.0), TypeError, "group_axis must be an int"),
+        (lambda: l21_norm(np.ones((2, 2))), TypeError, "w must be a torch.Tensor"),
+        (lambda: l21_norm(torch.ones(2, 2, dtype=torch.int64)), TypeError, "floating"),
+        (lambda: l21_norm(torch.ones(3)), ValueError, "at least 2 dimensions"),
+        (lambda: l21_norm(torch.ones(0, 3)), ValueError, "must not be empty"),
+        (lambda: l21_norm(torch.ones(2, 2), 2), ValueError, "group_axis=2 is out of range"),
+        (lambda: l21_norm(torch.ones(2, 2), 1.0), TypeError, "group_axis must be an int"),
         (lambda: l21_prox(torch.ones(2, 2), -0.1), ValueError, "threshold must be finite"),
         (lambda: l21_prox(torch.ones(2, 2), "a"), TypeError, "threshold must be a real"),
         (lambda: l21_prox(torch.ones(2, 3), torch.ones(2)), ValueError, "one entry per group"),

@@ -26,8 +26,8 @@ from torch import nn
 from sparsehead import sparsity_summary
 from sparsehead._validation import check_nonnegative, check_positive
 
-from ._torch_ops import l21_penalty
-from ._torch_prox import resolve_targets
+from ._ops import l21_penalty
+from ._targets import resolve
 
 __all__ = ["MEASURES", "AdaptiveL21"]
 
@@ -106,7 +106,7 @@ class AdaptiveL21:
         group_axis: int | None = None,
         prox=None,
     ) -> None:
-        resolved = resolve_targets(targets, group_axis, None)
+        resolved = resolve(targets, group_axis)
         chosen = [p for _, p, _ in resolved]
         self._axes = [ax for _, _, ax in resolved]
         if measure not in MEASURES:

@@ -20,9 +20,10 @@ import torch
 
 from sparsehead._validation import check_group_axis
 
-from ._torch_dist import aligned, like, whole
+from .._deprecation import deprecated_alias
+from ._dist import aligned, like, whole
 
-__all__ = ["group_norms", "l21_penalty", "l21_prox", "l21_prox_"]
+__all__ = ["group_norms", "l21_norm", "l21_penalty", "l21_prox", "l21_prox_"]
 
 
 def _check_weight(weight: torch.Tensor, group_axis: int, name: str = "weight") -> int:
@@ -57,29 +58,35 @@ def _norms_keepdim(weight: torch.Tensor, ax: int) -> torch.Tensor:
     return torch.where(nonzero, scale * safe.sqrt(), torch.zeros_like(ss))
 
 
-def group_norms(weight: torch.Tensor, group_axis: int = -1) -> torch.Tensor:
+def group_norms(w: torch.Tensor, group_axis: int = -1) -> torch.Tensor:
     """L2 norm of each group, `g_j = ||W_j||_2`, differentiable.
 
     Args:
-        weight: tensor of at least 2 dimensions, any floating dtype.
+        w: tensor of at least 2 dimensions, any floating dtype.
         group_axis: the axis whose index names a group (`-1`: columns of `nn.Linear.weight`).
 
     Returns:
         Shape `(weight.shape[group_axis],)`; float32 for float16/bfloat16/float32, else float64.
     """
-    ax = _check_weight(weight, group_axis)
-    return whole(_norms_keepdim(weight, ax)).reshape(weight.shape[ax])
+    ax = _check_weight(w, group_axis, "w")
+    return whole(_norms_keepdim(w, ax)).reshape(w.shape[ax])
 
 
-def l21_penalty(weight: torch.Tensor, group_axis: int = -1) -> torch.Tensor:
+def l21_norm(w: torch.Tensor, group_axis: int = -1) -> torch.Tensor:
     """The L2,1 norm (Eq. 13), `||W||_{2,1} = sum_j ||W_j||_2`, as a differentiable 0-d tensor.
 
     The gradient is the minimum-norm subgradient `W_j / ||W_j||_2`, and 0 on zero groups.
     The result is float32 for float16/bfloat16/float32 weights (float64 for float64), also
-    under autocast; the gradient reaching `weight` is in `weight`'s dtype.
+    under autocast; the gradient reaching `w` is in `w`'s dtype.
     """
-    ax = _check_weight(weight, group_axis)
-    return whole(_norms_keepdim(weight, ax).sum())
+    ax = _check_weight(w, group_axis, "w")
+    return whole(_norms_keepdim(w, ax).sum())
+
+
+def l21_penalty(weight: torch.Tensor, group_axis: int = -1) -> torch.Tensor:
+    """Deprecated name of `l21_norm` (removed in the next release)."""
+    deprecated_alias("l21_penalty", "l21_norm")
+    return l21_norm(weight, group_axis)
 
 
 def _factor(weight: torch.Tensor, ax: int, threshold: float | torch.Tensor) -> torch.Tensor:
@@ -105,33 +112,33 @@ def _factor(weight: torch.Tensor, ax: int, threshold: float | torch.Tensor) -> t
 
 
 def l21_prox(
-    weight: torch.Tensor, threshold: float | torch.Tensor, group_axis: int = -1
+    w: torch.Tensor, threshold: float | torch.Tensor, group_axis: int = -1
 ) -> torch.Tensor:
     """Proximal operator of `t * ||.||_{2,1}`: `prox(W)_j = max(0, 1 - t / ||W_j||_2) * W_j`.
 
     A group whose norm is at most `t` becomes exactly 0; `t = 0` is the identity.
 
     Args:
-        weight: tensor of at least 2 dimensions.
+        w: tensor of at least 2 dimensions.
         threshold: `t >= 0`: a float, a 0-d tensor, or a tensor with one entry per group
             (`lr * lambda` for a proximal gradient step).
         group_axis: the axis whose index names a group.
 
     Returns:
-        A new tensor of `weight`'s shape and dtype.
+        A new tensor of `w`'s shape and dtype.
     """
-    ax = _check_weight(weight, group_axis)
-    f = _factor(weight, ax, threshold)
-    return (weight.to(f.dtype) * f).to(weight.dtype)
+    ax = _check_weight(w, group_axis, "w")
+    f = _factor(w, ax, threshold)
+    return (w.to(f.dtype) * f).to(w.dtype)
 
 
 @torch.no_grad()
 def l21_prox_(
-    weight: torch.Tensor, threshold: float | torch.Tensor, group_axis: int = -1
+    w: torch.Tensor, threshold: float | torch.Tensor, group_axis: int = -1
 ) -> torch.Tensor:
-    """In-place `l21_prox`: overwrite `weight` (e.g. an `nn.Parameter`) and return it."""
-    ax = _check_weight(weight, group_axis)
-    f = _factor(weight, ax, threshold)
-    if weight.dtype == f.dtype:
-        return weight.mul_(f)
-    return weight.copy_(weight.to(f.dtype) * f)
+    """In-place `l21_prox`: overwrite `w` (e.g. an `nn.Parameter`) and return it."""
+    ax = _check_weight(w, group_axis, "w")
+    f = _factor(w, ax, threshold)
+    if w.dtype == f.dtype:
+        return w.mul_(f)
+    return w.copy_(w.to(f.dtype) * f)

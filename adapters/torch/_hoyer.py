@@ -8,18 +8,18 @@ let `||W||_{2,1}` get away with. Reference: `sparsehead.group_hoyer` (the NumPy 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import torch
 
 from sparsehead._validation import check_nonnegative
 
-from ._torch_ops import _accumulation_dtype, _check_weight, _norms_keepdim
+from .._deprecation import deprecated_alias
+from ._ops import _accumulation_dtype, _check_weight, _norms_keepdim
+from ._targets import resolve
 
-__all__ = ["group_hoyer_penalty", "hoyer_regularization"]
+__all__ = ["group_hoyer", "group_hoyer_penalty", "hoyer_regularization"]
 
 
-def group_hoyer_penalty(weight: torch.Tensor, group_axis: int = -1) -> torch.Tensor:
+def group_hoyer(w: torch.Tensor, group_axis: int = -1) -> torch.Tensor:
     """Group Hoyer-square `HS(W) = (sum_j ||W_j||_2)^2 / sum_j ||W_j||_2^2`, differentiable.
 
     `1 <= HS <= G` for `W != 0`, `0` for `W = 0`. The gradient is
@@ -32,16 +32,16 @@ def group_hoyer_penalty(weight: torch.Tensor, group_axis: int = -1) -> torch.Ten
     underflows.
 
     Args:
-        weight: tensor of at least 2 dimensions, any floating dtype.
+        w: tensor of at least 2 dimensions, any floating dtype.
         group_axis: the axis whose index names a group (`-1`: columns of `nn.Linear.weight`).
 
     Returns:
         A 0-d tensor, float32 for float16/bfloat16/float32 weights (float64 for float64); the
-        gradient reaching `weight` is in `weight`'s dtype. Multiply by the strength yourself,
+        gradient reaching `w` is in `w`'s dtype. Multiply by the strength yourself,
         or use `hoyer_regularization`.
     """
-    ax = _check_weight(weight, group_axis)
-    x = weight.to(_accumulation_dtype(weight.dtype))
+    ax = _check_weight(w, group_axis, "w")
+    x = w.to(_accumulation_dtype(w.dtype))
     # Divided by its largest magnitude first (a constant for autograd): the norms of tiny
     # weights are then not rounded to a subnormal's few bits, nor those of huge ones overflowed.
     peak = x.detach().abs().amax()
@@ -51,12 +51,18 @@ def group_hoyer_penalty(weight: torch.Tensor, group_axis: int = -1) -> torch.Ten
     return torch.where(nonzero, s.square() / torch.where(nonzero, q, torch.ones_like(q)), 0.0)
 
 
+def group_hoyer_penalty(weight: torch.Tensor, group_axis: int = -1) -> torch.Tensor:
+    """Deprecated name of `group_hoyer` (removed in the next release)."""
+    deprecated_alias("group_hoyer_penalty", "group_hoyer")
+    return group_hoyer(weight, group_axis)
+
+
 def hoyer_regularization(
     model: torch.nn.Module,
     hoyer: float,
     targets,
     *,
-    group_axis: int = -1,
+    group_axis: int | None = None,
 ) -> torch.Tensor:
     """`hoyer * sum_W HS(W)` over the weights `targets` chooses, to add to a loss.
 
@@ -64,12 +70,11 @@ def hoyer_regularization(
         model: the model (may be wrapped in DDP or `torch.compile`).
         hoyer: the strength, finite and `>= 0`.
         targets: as for `l21_regularization`: names, globs, modules or parameters.
-        group_axis: the axis naming a group in every chosen weight (`-1` for `nn.Linear`).
+        group_axis: the axis naming a group in every chosen weight; `None` (default) infers it
+            per weight from the module that owns it (`-1` for `nn.Linear`, `1` for `nn.Conv*d`).
 
     Example: `loss = info_nce(z1, z2) + hoyer_regularization(model, 1e-3, "head.2")`.
     """
-    from .torch import select_parameters  # here: adapters.torch imports this module
-
     hoyer = check_nonnegative(hoyer, "hoyer")
-    chosen: Iterable = select_parameters(model, targets)
-    return hoyer * sum(group_hoyer_penalty(p, group_axis) for _, p in chosen)
+    chosen = resolve(targets, group_axis, model=model)
+    return hoyer * sum(group_hoyer(c.param, c.axis) for c in chosen)

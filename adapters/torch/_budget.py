@@ -17,8 +17,8 @@ from torch import nn
 
 from sparsehead.budget import budget_schedule, resolve_keep
 
-from ._torch_ops import _check_weight, _norms_keepdim
-from ._torch_prox import resolve_targets
+from ._ops import _check_weight, _norms_keepdim
+from ._targets import resolve
 
 __all__ = ["GroupBudget", "l20_project", "l20_project_"]
 
@@ -116,7 +116,7 @@ class GroupBudget:
     ) -> None:
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"optimizer must be a torch.optim.Optimizer; got {type(optimizer)}")
-        resolved = resolve_targets(targets, group_axis, optimizer)
+        resolved = resolve(targets, group_axis, optimizer=optimizer)
         chosen = [p for _, p, _ in resolved]
         self._axes = [ax for _, _, ax in resolved]
         for p in chosen:

@@ -17,91 +17,20 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ._deprecation import MISSING, renamed
-from ._torch_dist import local_optimizer, on_state_owner, whole
-from ._torch_ops import _check_weight, _norms_keepdim, l21_prox_
+from .._deprecation import MISSING, renamed
+from ._dist import local_optimizer, on_state_owner, whole
+from ._ops import _norms_keepdim, l21_prox_
+from ._targets import resolve
 
-__all__ = [
-    "ProximalL21",
-    "checked_axis",
-    "is_adam_like",
-    "layout_group_axis",
-    "resolve_targets",
-]
+__all__ = ["ProximalL21", "is_adam_like"]
 
 _PRECONDITIONS = ("auto", "adam", "lr")
-
-
-def checked_axis(p: torch.Tensor, group_axis: int, name: str) -> int:
-    """`group_axis` of parameter `name` as a non-negative index; errors name the parameter."""
-    try:
-        return _check_weight(p, group_axis, "weight")
-    except (TypeError, ValueError) as e:
-        raise type(e)(f"parameter {name!r}: {e}") from None
-
-
-def layout_group_axis(module: nn.Module | None) -> int:
-    """The group axis (input features) of `module.weight` from the module's type.
-
-    `nn.Linear` `(out, in)`: -1; `nn.Conv1d/2d/3d` `(out, in, *k)`: 1; `nn.ConvTranspose*d`
-    `(in, out, *k)`: 0; anything else: -1 (the PyTorch layout default).
-    """
-    if isinstance(module, nn.modules.conv._ConvTransposeNd):
-        return 0
-    if isinstance(module, nn.modules.conv._ConvNd):
-        return 1
-    return -1
 
 
 def is_adam_like(optimizer: torch.optim.Optimizer) -> bool:
     """Adam or AdamW (AMSGrad included, or wrapped by ZeroRedundancyOptimizer): the optimizers
     whose `exp_avg_sq` state this reads."""
     return isinstance(local_optimizer(optimizer), (torch.optim.Adam, torch.optim.AdamW))
-
-
-def _named(item, i: int, names: dict[int, str]) -> tuple[str, torch.Tensor, int]:
-    """`(name, parameter, group axis inferred from its layout)` for one entry of `targets`."""
-    if isinstance(item, nn.Module):
-        weight = getattr(item, "weight", None)
-        if not isinstance(weight, torch.Tensor):
-            raise TypeError(f"targets[{i}]: module {type(item).__name__} has no `weight` tensor")
-        name = names.get(id(weight), f"targets[{i}] ({type(item).__name__}.weight)")
-        return name, weight, layout_group_axis(item)
-    if isinstance(item, torch.Tensor):
-        return names.get(id(item), f"targets[{i}] (shape {tuple(item.shape)})"), item, -1
-    raise TypeError(
-        f"targets must hold nn.Module or torch.Tensor items; targets[{i}] is {type(item).__name__}"
-    )
-
-
-def resolve_targets(
-    targets, group_axis: int | None, optimizer: torch.optim.Optimizer | None = None
-) -> list[tuple[str, torch.Tensor, int]]:
-    """`(name, parameter, group axis)` for each entry of `targets` (modules or tensors).
-
-    The group axis is `group_axis` if given, else inferred from the owning module's layout
-    (`layout_group_axis`; `-1` for a bare tensor). Names come from the optimizer's
-    `param_names` when it was built from `named_parameters()`; errors name the parameter.
-    """
-    if isinstance(targets, (torch.Tensor, nn.Module)):
-        targets = [targets]
-    if not isinstance(targets, Iterable):
-        raise TypeError(
-            "targets must be an nn.Module, a torch.Tensor or an iterable of them; "
-            f"got {type(targets).__name__}"
-        )
-    names = {
-        id(p): n
-        for g in (optimizer.param_groups if optimizer is not None else ())
-        for p, n in zip(g["params"], g.get("param_names", ()), strict=False)
-    }
-    chosen = [_named(item, i, names) for i, item in enumerate(targets)]
-    if not chosen:
-        raise ValueError("targets must name at least one parameter")
-    return [
-        (name, p, checked_axis(p, group_axis if group_axis is not None else inferred, name))
-        for name, p, inferred in chosen
-    ]
 
 
 class ProximalL21:
@@ -172,7 +101,7 @@ class ProximalL21:
             )
         if precondition == "auto":
             precondition = "adam" if is_adam_like(optimizer) else "lr"
-        chosen = resolve_targets(targets, group_axis, optimizer)
+        chosen = resolve(targets, group_axis, optimizer=optimizer)
         self._axes = [ax for _, _, ax in chosen]
         self._groups = []
         for name, p, _ in chosen:
