@@ -36,7 +36,7 @@ def robust_order(norms: np.ndarray, k: int) -> bool:
 def test_projection_with_traced_budget_matches_core(case, data):
     w, group_axis, dtype = case
     n_groups = w.shape[group_axis]
-    k = data.draw(st.integers(0, n_groups))
+    k = data.draw(st.integers(1, n_groups))  # keep=0 is refused
     assume(robust_order(sh.group_norms(w, group_axis), k))
     got = to_numpy(
         run(lambda x, kk: l20_project(x, kk, group_axis), tensor(w, dtype), tensor([k], "int32")[0])
@@ -49,7 +49,7 @@ def test_ties_go_to_the_lower_index_under_jit():
     v = np.array([0.6, -0.8, 0.3])
     w = np.stack([v, -v, 2 * v, v * [1, 1, -1], np.zeros(3), -v])  # norms 1,1,2,1,0,1
     project = jit(lambda x, k: l20_project(x, k))
-    for k in range(7):
+    for k in range(1, 7):  # keep=0 is refused
         got = to_numpy(project(tensor(w, "float32"), tensor([k], "int32")[0]))
         np.testing.assert_array_equal(got, sh.l20_project(w.astype(np.float32), k))
     kept = sh.group_norms(to_numpy(project(tensor(w, "float32"), tensor([3], "int32")[0]))) > 0
@@ -58,7 +58,7 @@ def test_ties_go_to_the_lower_index_under_jit():
 
 @pytest.mark.parametrize(
     ("groups", "keep", "t0", "t1"),
-    [(8, 2, 2, 7), (28, 1, 5, 8), (9, 1, 0, 2), (5, 5, 0, 3), (6, 0, 3, 3)],
+    [(8, 2, 2, 7), (28, 1, 5, 8), (9, 1, 0, 2), (5, 5, 0, 3), (6, 1, 3, 3)],
 )
 def test_schedule_in_graph_matches_core(groups, keep, t0, t1):
     schedule = BudgetSchedule(groups, keep, t0, t1)

@@ -21,15 +21,15 @@ The NumPy reference for all of it is `sparsehead` itself (`sparsehead.l21_norm`,
 
 from __future__ import annotations
 
-from ._keras_adaptive import AdaptiveL21
-from ._keras_budget import BudgetSchedule, GroupBudget, l20_project
-from ._keras_head import ProjectionHead
-from ._keras_hoyer import GroupHoyer, group_hoyer
-from ._keras_losses import barlow_twins_loss, byol_loss, cosine_similarity, info_nce
-from ._keras_monitor import SparsityMonitor
-from ._keras_ops import group_norms, l2_normalize
-from ._keras_prox import ProximalL21, group_preconditioner, l21_prox
-from ._keras_regularizer import L21
+from ._adaptive import AdaptiveL21
+from ._budget import BudgetSchedule, GroupBudget, l20_project
+from ._head import ProjectionHead
+from ._hoyer import GroupHoyer, group_hoyer
+from ._losses import barlow_twins_loss, byol_loss, cosine_similarity, info_nce
+from ._monitor import SparsityMonitor
+from ._ops import group_norms, l2_normalize
+from ._penalty import L21
+from ._prox import ProximalL21, group_preconditioner, l21_prox
 
 __all__ = [
     "L21",

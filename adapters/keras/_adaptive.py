@@ -26,10 +26,10 @@ from keras import ops
 
 from sparsehead.groups import sparsity_summary
 
-from ._keras_ops import group_norms
-from ._keras_prox import ProximalL21
-from ._keras_regularizer import L21, validate_factor, validate_group_axis
-from ._keras_step import kernel_variables, target_list
+from ._ops import group_norms
+from ._penalty import L21, validate_factor, validate_group_axis
+from ._prox import ProximalL21
+from ._step import kernel_variables, target_list
 
 __all__ = ["MEASURES", "AdaptiveL21"]
 

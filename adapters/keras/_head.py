@@ -6,7 +6,7 @@ import numbers
 
 import keras
 
-from ._keras_regularizer import L21, validate_factor
+from ._penalty import L21, validate_factor
 
 __all__ = ["ProjectionHead"]
 

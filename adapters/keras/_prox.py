@@ -34,10 +34,10 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from ._deprecation import MISSING, renamed
-from ._keras_ops import compute_dtype, group_norms
-from ._keras_regularizer import validate_factor, validate_group_axis
-from ._keras_step import install_step, kernel_variables, remove_step, target_list
+from .._deprecation import MISSING, renamed
+from ._ops import compute_dtype, group_norms
+from ._penalty import validate_factor, validate_group_axis
+from ._step import install_step, kernel_variables, remove_step, target_list
 
 __all__ = ["ProximalL21", "group_preconditioner", "l21_prox"]
 

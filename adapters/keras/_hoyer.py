@@ -6,8 +6,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from ._keras_ops import group_norms
-from ._keras_regularizer import validate_factor, validate_group_axis
+from ._ops import group_norms
+from ._penalty import validate_factor, validate_group_axis
 
 __all__ = ["GroupHoyer", "group_hoyer"]
 

@@ -7,7 +7,7 @@ import numpy as np
 
 import sparsehead
 
-from ._keras_regularizer import validate_group_axis
+from ._penalty import validate_group_axis
 
 __all__ = ["SparsityMonitor"]
 

@@ -22,10 +22,10 @@ from keras import ops
 
 from sparsehead.budget import budget_steps, resolve_keep
 
-from ._keras_ops import group_norms, normalize_axis
-from ._keras_prox import _unwrap
-from ._keras_regularizer import validate_group_axis
-from ._keras_step import install_step, kernel_variables, remove_step, target_list
+from ._ops import group_norms, normalize_axis
+from ._penalty import validate_group_axis
+from ._prox import _unwrap
+from ._step import install_step, kernel_variables, remove_step, target_list
 
 __all__ = ["BudgetSchedule", "GroupBudget", "l20_project"]
 

@@ -8,7 +8,7 @@ import numbers
 import keras
 from keras import ops
 
-from ._keras_ops import group_norms
+from ._ops import group_norms
 
 __all__ = ["L21", "validate_factor", "validate_group_axis"]
 

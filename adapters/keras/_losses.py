@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from keras import ops
 
-from ._keras_ops import compute_dtype, l2_normalize
-from ._keras_regularizer import validate_factor
+from ._ops import compute_dtype, l2_normalize
+from ._penalty import validate_factor
 
 __all__ = ["barlow_twins_loss", "byol_loss", "cosine_similarity", "info_nce"]
 
