@@ -7,11 +7,16 @@ but the standard library.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import numbers
 import warnings
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-__all__ = ["MISSING", "deprecated_alias", "old_order", "renamed"]
+__all__ = ["MISSING", "deprecated_alias", "legacy", "renamed"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class _Missing:
@@ -56,21 +61,80 @@ def _is_real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def old_order(where: str, first: str, second: str, values: tuple[Any, Any]) -> tuple[Any, Any]:
-    """`values` in the new order `(first, second)`, swapped when given in the old one.
+def legacy(
+    where: str,
+    *,
+    lead: int = 0,
+    order: tuple[str, str] | None = None,
+    old_positional: tuple[str, ...] = (),
+    **renames: str,
+) -> Callable[[F], F]:
+    """Decorate an entry so that its old calls keep working for one release, with a warning.
 
-    The new order puts a number first (a strength, `keep` or `target`) and the weights second;
-    the old order was the weights then the number. The weights are never a real number, so a
-    call whose first value is not one and whose second is one used the old order: it is
-    swapped, with a `DeprecationWarning` pointing at the caller's caller.
+    The entry keeps the new signature (`inspect.signature` follows the wrapper to it); the
+    wrapper rewrites an old call into a new one, with a `DeprecationWarning` pointing at the
+    caller:
+
+    - `renames`: old keyword name -> new name (`lam="l21"`);
+    - `order=(first, second)`: the new order puts a number (`l21`, `keep`, `target`) before
+      the weights; a call that passes the weights first is detected by type (the weights are
+      never a real number) and swapped. `lead` counts the leading arguments before the pair
+      (`self`, `optimizer`, `model`). `old_positional` names the old signature's positional
+      parameters after the pair, now keyword-only (e.g. `("measure", "l21")`).
     """
-    a, b = values
-    if _is_real(a) or not _is_real(b):
-        return a, b
-    warnings.warn(
-        f"{where}({second}, {first}) is deprecated and will be removed in the next release; "
-        f"pass {first} first: {where}({first}, {second}, ...)",
-        DeprecationWarning,
-        stacklevel=3,
-    )
-    return b, a
+
+    def decorate(fn: F) -> F:
+        positions = {
+            name: i
+            for i, (name, p) in enumerate(inspect.signature(fn).parameters.items())
+            if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+        }
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            for old, new in renames.items():
+                if old in kwargs:
+                    if new in kwargs or len(args) > positions.get(new, len(args)):
+                        raise TypeError(
+                            f"{where}() got both {new!r} and its deprecated name {old!r}"
+                        )
+                    warnings.warn(
+                        f"{where}({old}=...) is deprecated and will be removed in the next "
+                        f"release; use {new}=... instead",
+                        DeprecationWarning,
+                        stacklevel=2,
+                    )
+                    kwargs[new] = kwargs.pop(old)
+            if order is not None:
+                args, kwargs = _reorder(where, lead, order, old_positional, args, kwargs)
+            return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def _reorder(where, lead, order, old_positional, args, kwargs):
+    first, second = order
+    head, rest = args[:lead], args[lead:]
+    if (
+        rest
+        and not _is_real(rest[0])
+        and ((len(rest) >= 2 and _is_real(rest[1])) or (len(rest) == 1 and first in kwargs))
+    ):
+        if len(rest) - 2 > len(old_positional):
+            raise TypeError(f"{where}() takes too many positional arguments")
+        warnings.warn(
+            f"{where}({second}, {first}, ...) is deprecated and will be removed in the next "
+            f"release; pass {first} first: {where}({first}, {second}, ...)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        if len(rest) == 1:
+            return (*head, kwargs.pop(first), rest[0]), kwargs
+        extra = dict(zip(old_positional, rest[2:], strict=False))
+        for name in extra:
+            if name in kwargs:
+                raise TypeError(f"{where}() got multiple values for argument {name!r}")
+        return (*head, rest[1], rest[0]), {**kwargs, **extra}
+    return args, kwargs

@@ -1,8 +1,8 @@
 """SparseHead for PyTorch Lightning: one `Callback` for the penalty or the prox, and its logs.
 
-`SparseHead(targets, l21)` regularizes chosen weights of a `LightningModule`'s projection head
-with `l21 * ||W||_{2,1}` (Eq. 13), the groups being the columns of `nn.Linear.weight`
-(`group_axis=-1`):
+`SparseHead(l21, targets)` regularizes chosen weights of a `LightningModule`'s projection head
+with `l21 * ||W||_{2,1}` (Eq. 13), the groups being the input features of each weight (inferred
+from its module: the columns of `nn.Linear.weight`, the input channels of `nn.Conv*d`):
 
 - `mode="penalty"` (the paper's method): the callback wraps the module's `training_step` at
   `setup` and adds `l21 * sum_W ||W||_{2,1}` to the loss it returns (a tensor, or the `"loss"`
@@ -28,16 +28,18 @@ This module imports torch and lightning only.
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Iterable
 from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
 
+from sparsehead._validation import check_choice, check_int, check_nonnegative
 from sparsehead.groups import sparsity_summary
 
-from .torch import ProximalL21, Target, group_norms, l21_regularization, select_parameters
+from ._deprecation import legacy
+from .torch import ProximalL21, Target, group_norms, l21_regularization
+from .torch._targets import Chosen, resolve
 
 __all__ = ["SparseHead"]
 
@@ -50,47 +52,40 @@ class SparseHead(pl.Callback):
     """L2,1 group sparsity on chosen weights of a `LightningModule` (penalty or prox).
 
     Args:
+        l21: `lambda >= 0`, the strength of `lambda * ||W||_{2,1}` (paper: 1e-4).
         targets: the weights, as for `sparsehead.adapters.torch.select_parameters`: parameter
             or module names of the `LightningModule` (`"head.3"`, `"head.*.weight"`), modules
             or parameters.
-        l21: `lambda >= 0`, the strength of `lambda * ||W||_{2,1}` (paper: 1e-4).
         mode: `"penalty"` (added to the loss `training_step` returns) or `"prox"` (group
             soft-thresholding after each optimizer step).
         precondition: for `mode="prox"`: `"auto"` (Adam-aware threshold when the optimizer is
             `Adam`/`AdamW`, also under `ZeroRedundancyOptimizer`; `lr * l21` otherwise),
             `"adam"` or `"lr"`; see `ProximalL21`.
-        group_axis: the axis naming a group in every chosen weight (`-1` for `nn.Linear`).
+        group_axis: the axis naming a group in every chosen weight; `None` (default) infers it
+            per weight from the module that owns it (`-1` for `nn.Linear`, `1` for `nn.Conv*d`).
         log_every_n_steps: log every this many optimizer steps; `0` turns logging off.
 
-    Example: `Trainer(callbacks=[SparseHead("head.3", 1e-4)])`.
+    Example: `Trainer(callbacks=[SparseHead(1e-4, "head.3")])`. The old order
+    `SparseHead(targets, l21)` still works for one release, with a `DeprecationWarning`.
     """
 
+    @legacy("SparseHead", lead=1, order=("l21", "targets"))
     def __init__(
         self,
-        targets: Target | Iterable[Target],
         l21: float,
+        targets: Target | Iterable[Target],
         *,
         mode: Literal["penalty", "prox"] = "penalty",
         precondition: Literal["auto", "adam", "lr"] = "auto",
-        group_axis: int = -1,
+        group_axis: int | None = None,
         log_every_n_steps: int = 50,
     ) -> None:
-        if isinstance(l21, bool) or not isinstance(l21, numbers.Real):
-            raise TypeError(f"l21 must be a real number; got {type(l21).__name__}")
-        if not 0 <= float(l21) < float("inf"):
-            raise ValueError(f"l21 must be finite and >= 0; got {l21}")
-        if mode not in _MODES:
-            raise ValueError(f"mode must be one of {_MODES}; got {mode!r}")
-        if precondition not in _PRECONDITIONS:
-            raise ValueError(f"precondition must be one of {_PRECONDITIONS}; got {precondition!r}")
-        if isinstance(log_every_n_steps, bool) or not isinstance(log_every_n_steps, int):
-            raise TypeError(
-                f"log_every_n_steps must be an int; got {type(log_every_n_steps).__name__}"
-            )
-        if log_every_n_steps < 0:
-            raise ValueError(f"log_every_n_steps must be >= 0; got {log_every_n_steps}")
+        l21 = check_nonnegative(l21, "l21")
+        check_choice(mode, "mode", _MODES)
+        check_choice(precondition, "precondition", _PRECONDITIONS)
+        check_int(log_every_n_steps, "log_every_n_steps", low=0)
         self.targets = targets
-        self.l21 = float(l21)
+        self.l21 = l21
         self.mode = mode
         self.precondition = precondition
         self.group_axis = group_axis
@@ -128,8 +123,12 @@ class SparseHead(pl.Callback):
         pl_module.training_step = training_step  # instance attribute: DDP's wrapper calls it
         self._wrapped = (pl_module, original)
 
+    def chosen(self, pl_module: pl.LightningModule) -> list[Chosen]:
+        """The chosen weights of `pl_module`: `(name, parameter, group axis)` each."""
+        return resolve(self.targets, self.group_axis, model=pl_module)
+
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        select_parameters(pl_module, self.targets)  # fail before the first step on a wrong name
+        self.chosen(pl_module)  # fail before the first step on a wrong name
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if self._wrapped is not None and stage == "fit":
@@ -141,7 +140,7 @@ class SparseHead(pl.Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.mode != "prox":
             return
-        for _, p in select_parameters(pl_module, self.targets):
+        for _, p, axis in self.chosen(pl_module):
             optimizer = next(
                 (
                     o
@@ -156,7 +155,7 @@ class SparseHead(pl.Callback):
                     "configure_optimizers"
                 )
             prox = ProximalL21(
-                optimizer, self.l21, p, group_axis=self.group_axis, precondition=self.precondition
+                optimizer, self.l21, p, group_axis=axis, precondition=self.precondition
             )
             self.proxes.append(prox)
             self._handles.append(prox.attach())
@@ -181,9 +180,9 @@ class SparseHead(pl.Callback):
     def measures(self, pl_module: pl.LightningModule) -> dict[str, float]:
         """`sparsehead/<name>/<measure>` for each chosen weight: `l21` and scale-free ones."""
         out = {}
-        for name, p in select_parameters(pl_module, self.targets):
+        for name, p, axis in self.chosen(pl_module):
             # the summary needs only the group norms: a (1, G) row of them has the same ones
-            g = group_norms(p, self.group_axis).double().cpu().numpy()[None, :]
+            g = group_norms(p, axis).double().cpu().numpy()[None, :]
             summary = sparsity_summary(g, group_axis=-1)
             out[f"sparsehead/{name}/l21"] = summary["l21"]
             out.update({f"sparsehead/{name}/{k}": float(summary[k]) for k in _LOGGED})

@@ -4,98 +4,97 @@ Theorem 5.6 of the paper is stated for "at most k non-zero groups" (`||W||_{2,0}
 L2,1 only relaxes. The projection onto that set keeps the k groups of largest norm (ties to the
 lower index) and zeroes the rest. `GroupBudget` applies it after optimizer steps, with the
 budget lowered along the cubic schedule of gradual pruning (Zhu and Gupta, 2017). Reference:
-`sparsehead.l20_project` and `sparsehead.budget_schedule` (the NumPy core).
+`sparsehead.l20_project` and `sparsehead.schedule.BudgetSchedule` (the NumPy core).
 """
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Iterable
 
 import torch
 from torch import nn
 
-from sparsehead.budget import budget_schedule, resolve_keep
+from sparsehead._validation import check_int
+from sparsehead.budget import resolve_keep
+from sparsehead.schedule import BudgetSchedule
 
+from .._deprecation import legacy
 from ._ops import _check_weight, _norms_keepdim
 from ._targets import resolve
 
 __all__ = ["GroupBudget", "l20_project", "l20_project_"]
 
 
-def _kept_groups(weight: torch.Tensor, ax: int, keep) -> torch.Tensor:
-    """Bool mask, broadcastable against `weight`: the `k` groups of largest norm, ties to the
-    lower index (a stable sort of the norms, descending, as in the core)."""
-    g = _norms_keepdim(weight.detach(), ax)
-    dims = tuple(d for d in range(weight.ndim) if d != ax)
-    # a group holding NaN ranks first (as +inf): it is kept, so the NaN stays visible
-    nan = weight.detach().isnan().any(dim=dims, keepdim=True)
-    flat = torch.where(nan, torch.inf, g).reshape(-1)
+def _kept_groups(w: torch.Tensor, ax: int, keep) -> torch.Tensor:
+    """Bool mask, broadcastable against `w`: the `k` groups ranked first by the core's rule
+    (`sparsehead.budget.rank_groups`): a group holding NaN first, then +inf, then the finite
+    norms descending; ties to the lower index (stable sorts)."""
+    g = _norms_keepdim(w.detach(), ax)
+    dims = tuple(d for d in range(w.ndim) if d != ax)
+    nan = w.detach().isnan().any(dim=dims, keepdim=True).reshape(-1)
+    flat = g.reshape(-1)
     k = resolve_keep(keep, flat.numel())
-    order = torch.sort(flat, descending=True, stable=True).indices
+    # two stable sorts: by norm descending (NaN set aside as 0), then NaN groups to the front
+    order = torch.sort(torch.where(nan, 0.0, flat), descending=True, stable=True).indices
+    order = order[torch.sort((~nan[order]).to(torch.uint8), stable=True).indices]
     mask = torch.zeros(flat.shape, dtype=torch.bool, device=flat.device)
     mask[order[:k]] = True
     return mask.reshape(g.shape)
 
 
-def l20_project(weight: torch.Tensor, keep, group_axis: int = -1) -> torch.Tensor:
+def l20_project(w: torch.Tensor, keep: int | float, group_axis: int = -1) -> torch.Tensor:
     """Projection onto `{W : at most k groups non-zero}`: keep the `k` groups of largest norm.
 
     The `k = resolve_keep(keep, G)` groups with the largest `||W_j||_2` are copied bit for
     bit, all others set to exactly 0; ties go to the lower index (norms accumulated in float32
-    for half and float32 weights, float64 for float64). A group holding NaN counts as the
-    largest and is kept, so a NaN is never hidden by the projection.
+    for half and float32 weights, float64 for float64). NaN and inf are never hidden: a group
+    holding NaN ranks above every other group, then a group holding inf, then the finite
+    norms, so with room for one of `[inf, 1, nan, 3]` the NaN group is kept.
 
     Args:
-        weight: tensor of at least 2 dimensions.
-        keep: an int in `[0, G]`, or a float fraction in `(0, 1]` (`ceil(keep * G)` groups).
+        w: tensor of at least 2 dimensions, floating point.
+        keep: an int in `[1, G]`, or a float fraction in `(0, 1]` (`ceil(keep * G)` groups);
+            `0` is refused (it would remove the whole head).
         group_axis: the axis whose index names a group (`-1` for `nn.Linear.weight`).
 
     Returns:
-        A new tensor of `weight`'s shape and dtype, outside autograd.
+        A new tensor of `w`'s shape and dtype, outside autograd.
     """
-    return l20_project_(weight.detach().clone(), keep, group_axis)
+    return l20_project_(w.detach().clone(), keep, group_axis)
 
 
 @torch.no_grad()
-def l20_project_(weight: torch.Tensor, keep, group_axis: int = -1) -> torch.Tensor:
-    """In-place `l20_project`: zero all but the `k` largest groups of `weight`; return it."""
-    ax = _check_weight(weight, group_axis)
-    return weight.masked_fill_(~_kept_groups(weight, ax, keep), 0)
-
-
-def _check_step(value, name: str, low: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int; got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}; got {value}")
-    return int(value)
+def l20_project_(w: torch.Tensor, keep: int | float, group_axis: int = -1) -> torch.Tensor:
+    """In-place `l20_project`: zero all but the `k` first-ranked groups of `w`; return it."""
+    ax = _check_weight(w, group_axis)
+    return w.masked_fill_(~_kept_groups(w, ax, keep), 0)
 
 
 class GroupBudget:
     """The L2,0 projection of chosen weights after optimizer steps, on a cubic schedule.
 
-    After the `t`-th optimizer step (`t = 1, 2, ...`, counted by this object), each chosen
-    weight keeps its `k(t)` groups of largest norm and the others are set to exactly 0, with
+    After the `t`-th optimizer step (`t = 1, 2, ...`, counted by this object) that is due
+    (`t` a multiple of `every`), each chosen weight keeps its `k(t)` groups of largest norm and
+    the others are set to exactly 0, with
 
         k(t) = k_f + (G - k_f) * (1 - (t - t0) / (t1 - t0))^3,   rounded up,
 
-    `G` (no projection) for `t <= t0`, and `k_f = resolve_keep(keep, G)` for `t >= t1`: the
-    core's `sparsehead.budget_schedule(t, G, keep, t0, t1)`, per weight. Between `t0` and `t1`
-    the projection runs when `t` is a multiple of `every`; from `t1` on it runs after every
-    step, so that exactly `k_f` groups are non-zero after each step (when the weight has that
-    many non-zero groups).
+    `G` (no projection) for `t <= t0`, and `k_f` for `t >= t1`: the core's
+    `sparsehead.schedule.BudgetSchedule(G, keep, begin_step=t0, end_step=t1, every=every)`,
+    one per weight. With `every=1` exactly `k_f` groups are non-zero after each step from `t1`
+    on (when the weight has that many non-zero groups).
 
     Args:
         optimizer: the optimizer that updates the chosen weights.
-        keep: the final budget `k_f`: an int (at most every chosen weight's `G`) or a fraction
-            of each weight's groups in `(0, 1]`.
-        targets: parameters, or modules whose `.weight` is meant (e.g. `[model.head[-1]]`).
-        group_axis: the axis that names a group; `None` infers it from the module (`-1` for
-            `nn.Linear`, `1` for `nn.Conv*d`), as `ProximalL21` does.
+        keep: the final budget `k_f`: an int `>= 1` (at most every chosen weight's `G`) or a
+            fraction of each weight's groups in `(0, 1]`.
+        targets: modules (their `.weight`) or parameters, e.g. `model.head[-1]`. A name is a
+            `TypeError`: the optimizer does not know the model (use `select_parameters`).
         begin_step: `t0 >= 0`; the budget starts to fall after it.
         end_step: `t1 >= t0`; `None` means `t0` (the whole budget at once after step `t0`).
-        every: project every `every` steps between `t0` and `t1` (`>= 1`).
+        every: project after optimizer steps `every, 2 * every, ...` (`>= 1`).
+        group_axis: the axis that names a group; `None` infers it from the module (`-1` for
+            `nn.Linear`, `1` for `nn.Conv*d`), as `ProximalL21` does.
 
     Use `budget.step()` after `optimizer.step()`, or `budget.attach()` once to run it from an
     optimizer post-step hook (skipped steps, e.g. by `GradScaler`, are then not counted).
@@ -103,47 +102,44 @@ class GroupBudget:
     carry the step count across a checkpoint.
     """
 
+    @legacy("GroupBudget", lead=2, order=("keep", "targets"))
     def __init__(
         self,
         optimizer: torch.optim.Optimizer,
-        keep,
+        keep: int | float,
         targets: Iterable[torch.Tensor | nn.Module] | torch.Tensor | nn.Module,
         *,
-        group_axis: int | None = None,
         begin_step: int = 0,
         end_step: int | None = None,
         every: int = 1,
+        group_axis: int | None = None,
     ) -> None:
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"optimizer must be a torch.optim.Optimizer; got {type(optimizer)}")
         resolved = resolve(targets, group_axis, optimizer=optimizer)
-        chosen = [p for _, p, _ in resolved]
-        self._axes = [ax for _, _, ax in resolved]
-        for p in chosen:
-            if not any(q is p for g in optimizer.param_groups for q in g["params"]):
+        for c in resolved:
+            if not any(q is c.param for g in optimizer.param_groups for q in g["params"]):
                 raise ValueError(
-                    f"targets: a parameter of shape {tuple(p.shape)} is not in any parameter "
-                    "group of the optimizer"
+                    f"targets: parameter {c.name!r} is not in any parameter group of the optimizer"
                 )
-        self.begin_step = _check_step(begin_step, "begin_step")
-        end = self.begin_step if end_step is None else end_step
-        self.end_step = _check_step(end, "end_step", low=self.begin_step)
-        self.every = _check_step(every, "every", low=1)
-        self._sizes = [p.shape[ax] for p, ax in zip(chosen, self._axes, strict=True)]
-        for size in self._sizes:  # a clear error now, not at the first projection
-            resolve_keep(keep, size)
+        self.schedules = [
+            BudgetSchedule(
+                c.param.shape[c.axis], keep, begin_step=begin_step, end_step=end_step, every=every
+            )
+            for c in resolved
+        ]
+        first = self.schedules[0]
+        self.begin_step, self.end_step, self.every = first.begin_step, first.end_step, first.every
+        self._axes = [c.axis for c in resolved]
         self.keep = keep
         self.optimizer = optimizer
-        self.targets = chosen
+        self.targets = [c.param for c in resolved]
         self.group_axis = group_axis
         self.step_count = 0
 
     def budgets(self, step: int) -> list[int]:
-        """`k(step)` for each chosen weight (the core's `budget_schedule`)."""
-        return [
-            budget_schedule(step, size, self.keep, self.begin_step, self.end_step)
-            for size in self._sizes
-        ]
+        """`k(step)` for each chosen weight (the core's `BudgetSchedule.keep_at`)."""
+        return [schedule.keep_at(step) for schedule in self.schedules]
 
     @property
     def current_keep(self) -> list[int]:
@@ -152,15 +148,12 @@ class GroupBudget:
 
     @torch.no_grad()
     def step(self) -> None:
-        """Count one optimizer step; project the chosen weights if this step calls for it."""
+        """Count one optimizer step; project the chosen weights if this step is due."""
         self.step_count += 1
         t = self.step_count
-        if t <= self.begin_step or (t < self.end_step and t % self.every):
-            return
-        for p, ax, k, size in zip(
-            self.targets, self._axes, self.current_keep, self._sizes, strict=True
-        ):
-            if k < size:
+        for p, ax, schedule in zip(self.targets, self._axes, self.schedules, strict=True):
+            k = schedule.keep_at(t)
+            if schedule.due(t) and k < schedule.groups:
                 l20_project_(p, k, ax)
 
     def attach(self) -> torch.utils.hooks.RemovableHandle:
@@ -171,7 +164,7 @@ class GroupBudget:
         return {"step_count": self.step_count}
 
     def load_state_dict(self, state: dict) -> None:
-        self.step_count = _check_step(state["step_count"], "step_count")
+        self.step_count = check_int(state["step_count"], "step_count", low=0)
 
     @torch.no_grad()
     def nonzero_groups(self) -> list[int]:

@@ -14,11 +14,14 @@ the penalty), a group holding inf and no NaN has norm inf; neither is ever repor
 
 from __future__ import annotations
 
-import numbers
-
 import torch
 
-from sparsehead._validation import check_group_axis
+from sparsehead._validation import (
+    check_float_dtype,
+    check_group_axis,
+    check_nonempty,
+    check_nonnegative,
+)
 
 from .._deprecation import deprecated_alias
 from ._dist import aligned, like, whole
@@ -26,17 +29,17 @@ from ._dist import aligned, like, whole
 __all__ = ["group_norms", "l21_norm", "l21_penalty", "l21_prox", "l21_prox_"]
 
 
-def _check_weight(weight: torch.Tensor, group_axis: int, name: str = "weight") -> int:
-    """Validate `weight` and `group_axis`; return `group_axis` as a non-negative index."""
+def _check_weight(weight: torch.Tensor, group_axis: int, name: str = "w") -> int:
+    """Validate `weight` and `group_axis` (the core's checkers, so the messages are those of
+    every adapter); return `group_axis` as a non-negative index."""
     if not isinstance(weight, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor; got {type(weight).__name__}")
-    if not weight.is_floating_point():
-        raise TypeError(f"{name} must have a floating dtype; got {weight.dtype}")
+    check_float_dtype(str(weight.dtype), name)
     if weight.ndim < 2:
         raise ValueError(f"{name} must have at least 2 dimensions; got shape {tuple(weight.shape)}")
-    if weight.numel() == 0:
-        raise ValueError(f"{name} must not be empty; got shape {tuple(weight.shape)}")
-    return check_group_axis(group_axis, weight.ndim)
+    ax = check_group_axis(group_axis, weight.ndim)
+    check_nonempty(weight.shape, ax, name)
+    return ax
 
 
 def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -102,11 +105,7 @@ def _factor(weight: torch.Tensor, ax: int, threshold: float | torch.Tensor) -> t
                 )
             t = like(t.reshape(g.shape), g)
     else:
-        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
-            raise TypeError(f"threshold must be a real number; got {type(threshold).__name__}")
-        if not 0 <= float(threshold) < float("inf"):
-            raise ValueError(f"threshold must be finite and >= 0; got {threshold}")
-        t = torch.tensor(float(threshold), dtype=g.dtype, device=g.device)
+        t = torch.tensor(check_nonnegative(threshold, "threshold"), dtype=g.dtype, device=g.device)
     # g > t >= 0 keeps 0/0 out of the chosen branch; the other branch is discarded.
     return torch.where(g > t, 1 - t / torch.where(g > t, g, torch.ones_like(g)), 0.0)
 

@@ -6,26 +6,27 @@ subgradient (0 on zero groups, never NaN).
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Iterable
 
 import torch
 from torch import nn
 
-from .._deprecation import MISSING, renamed
+from sparsehead._validation import check_nonnegative
+
+from .._deprecation import legacy
 from ._ops import l21_norm
 from ._targets import Target, resolve
 
 __all__ = ["l21_regularization"]
 
 
+@legacy("l21_regularization", lead=1, order=("l21", "targets"), lam="l21")
 def l21_regularization(
     model: nn.Module,
-    l21: float = MISSING,
-    targets: Target | Iterable[Target] = MISSING,
+    l21: float,
+    targets: Target | Iterable[Target],
     *,
     group_axis: int | None = None,
-    lam: float = MISSING,
 ) -> torch.Tensor:
     """`l21 * sum_W ||W||_{2,1}` (Eq. 13) over the weights `targets` chooses, to add to a loss.
 
@@ -43,13 +44,7 @@ def l21_regularization(
 
     Example: `loss = info_nce(z1, z2) + l21_regularization(model, 1e-4, "head.2")`.
     """
-    l21 = renamed("l21_regularization", "l21", l21, "lam", lam)
-    if targets is MISSING:
-        raise TypeError("l21_regularization() missing required argument: 'targets'")
-    if isinstance(l21, bool) or not isinstance(l21, numbers.Real):
-        raise TypeError(f"l21 must be a real number; got {type(l21).__name__}")
-    if not 0 <= float(l21) < float("inf"):
-        raise ValueError(f"l21 must be finite and >= 0; got {l21}")
+    l21 = check_nonnegative(l21, "l21")
     chosen = resolve(targets, group_axis, model=model)
     total = sum(l21_norm(c.param, c.axis) for c in chosen)
     return float(l21) * total

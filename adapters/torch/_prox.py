@@ -8,8 +8,6 @@ Unlike the penalty's subgradient, it sets weak groups to exactly 0.
 from __future__ import annotations
 
 import functools
-import math
-import numbers
 import warnings
 from collections.abc import Iterable
 from typing import Literal
@@ -17,7 +15,9 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .._deprecation import MISSING, renamed
+from sparsehead._validation import check_choice, check_nonnegative
+
+from .._deprecation import legacy
 from ._dist import local_optimizer, on_state_owner, whole
 from ._ops import _norms_keepdim, l21_prox_
 from ._targets import resolve
@@ -53,7 +53,8 @@ class ProximalL21:
         optimizer: the optimizer that updates the chosen parameters.
         l21: `lambda >= 0`, the strength of `lambda * ||W||_{2,1}` (paper: 1e-4). `lam=` is its
             deprecated name.
-        targets: parameters, or modules whose `.weight` is meant (e.g. `[model.head[-1]]`).
+        targets: modules (their `.weight`) or parameters, e.g. `model.head[-1]`. A name is a
+            `TypeError`: the optimizer does not know the model (use `select_parameters`).
             Errors name a parameter by its qualified name when the optimizer was built from
             `model.named_parameters()`. `params=` is its deprecated name.
         group_axis: the axis that names a group; `None` (default) infers it from a module
@@ -66,25 +67,19 @@ class ProximalL21:
     optimizer post-step hook.
     """
 
+    @legacy("ProximalL21", lead=2, order=("l21", "targets"), lam="l21", params="targets")
     def __init__(
         self,
         optimizer: torch.optim.Optimizer,
-        l21: float = MISSING,
-        targets: Iterable[torch.Tensor | nn.Module] | torch.Tensor | nn.Module = MISSING,
+        l21: float,
+        targets: Iterable[torch.Tensor | nn.Module] | torch.Tensor | nn.Module,
         *,
         group_axis: int | None = None,
         precondition: Literal["auto", "adam", "lr"] = "auto",
-        lam: float = MISSING,
-        params: Iterable[torch.Tensor | nn.Module] | torch.Tensor | nn.Module = MISSING,
     ) -> None:
-        l21 = renamed("ProximalL21", "l21", l21, "lam", lam)
-        targets = renamed("ProximalL21", "targets", targets, "params", params)
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"optimizer must be a torch.optim.Optimizer; got {type(optimizer)}")
-        if isinstance(l21, bool) or not isinstance(l21, numbers.Real):
-            raise TypeError(f"l21 must be a real number; got {type(l21).__name__}")
-        if not (math.isfinite(l21) and l21 >= 0):
-            raise ValueError(f"l21 must be finite and >= 0; got {l21}")
+        l21 = check_nonnegative(l21, "l21")
         if precondition is None:
             warnings.warn(
                 'ProximalL21(precondition=None) is deprecated; use precondition="lr"',
@@ -92,8 +87,7 @@ class ProximalL21:
                 stacklevel=2,
             )
             precondition = "lr"
-        if precondition not in _PRECONDITIONS:
-            raise ValueError(f"precondition must be one of {_PRECONDITIONS}; got {precondition!r}")
+        check_choice(precondition, "precondition", _PRECONDITIONS)
         if precondition == "adam" and not is_adam_like(optimizer):
             raise ValueError(
                 'precondition="adam" needs torch.optim.Adam or AdamW; got '

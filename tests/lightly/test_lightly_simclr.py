@@ -107,7 +107,7 @@ def test_the_last_linear_layer_of_the_head_and_the_batchnorm_after_it():
     last = [m for m in layers if isinstance(m, nn.Linear)][-1]
     assert layers[3] is last and last.weight.shape == (OUT, HIDDEN) and last.bias is None
     assert isinstance(layers[4], nn.BatchNorm1d) and len(layers) == 5  # BN after it, by default
-    chosen = select_parameters(model, LAST)  # the name SparseHead(LAST, ...) resolves
+    chosen = select_parameters(model, LAST)  # the name SparseHead(..., LAST) resolves
     assert [(n, p is last.weight) for n, p in chosen] == [(f"{LAST}.weight", True)]
     plain = SimCLRProjectionHead(FEATURES, HIDDEN, OUT, batch_norm=False).layers
     assert isinstance(plain[-1], nn.Linear) and plain[-1].weight.shape == (OUT, HIDDEN)
@@ -130,7 +130,7 @@ def test_the_loss_sees_that_weight_s_scale_only_through_batchnorm_eps(c):
 
 def test_penalty_mode_trains_like_the_loss_written_by_hand():
     l21 = 0.05
-    model, trainer = fit([SparseHead(LAST, l21, mode="penalty", log_every_n_steps=0)])
+    model, trainer = fit([SparseHead(l21, LAST, mode="penalty", log_every_n_steps=0)])
     assert trainer.global_step == STEPS
 
     def loss(m, batch):  # NT-Xent + l21 * sum of the column norms of the head's last weight
@@ -147,7 +147,7 @@ def test_penalty_mode_trains_like_the_loss_written_by_hand():
 def test_prox_mode_switches_off_columns_of_that_weight_only():
     l21 = 1.5  # threshold lr * l21 = 0.15 per step, against column norms of about 0.3
     model, trainer = fit(
-        [SparseHead(LAST, l21, mode="prox", precondition="lr", log_every_n_steps=1)]
+        [SparseHead(l21, LAST, mode="prox", precondition="lr", log_every_n_steps=1)]
     )
 
     def soft_threshold(m):  # prox of t * ||W||_{2,1}: W_j <- max(0, 1 - t / ||W_j||) W_j

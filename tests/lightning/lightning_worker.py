@@ -113,7 +113,7 @@ def fsdp(out_file: str) -> None:
     shard = Subset(data(), range(rank, N, 2))  # as in main(): the two ranks' batches are one
     result = {}
     for mode in ("penalty", "prox"):
-        callback = SparseHead("net.2", L21, mode=mode, precondition="auto", log_every_n_steps=1)
+        callback = SparseHead(L21, "net.2", mode=mode, precondition="auto", log_every_n_steps=1)
         model = ShardedNet()
         trainer = pl.Trainer(
             max_steps=STEPS,
@@ -150,8 +150,8 @@ def fsdp(out_file: str) -> None:
 
 def main(out_file: str) -> None:
     callbacks = [
-        SparseHead("net.2", L21, mode="penalty", log_every_n_steps=1),
-        SparseHead("net.2", L21, mode="prox", precondition="auto", log_every_n_steps=1),
+        SparseHead(L21, "net.2", mode="penalty", log_every_n_steps=1),
+        SparseHead(L21, "net.2", mode="prox", precondition="auto", log_every_n_steps=1),
     ]
     # rank r trains on samples r, r+2, ... in order (Lightning's own DistributedSampler would
     # shuffle): each step's two batches of 4 are the reference's batch of 8

@@ -28,7 +28,7 @@ def _close(actual: torch.Tensor, expected: torch.Tensor) -> None:
 )
 def test_callback_matches_plain_loop_with_accumulation(mode, precondition, expected):
     model, trainer = lw.fit(
-        [SparseHead("net.2", lw.L21, mode=mode, precondition=precondition)],
+        [SparseHead(lw.L21, "net.2", mode=mode, precondition=precondition)],
         batch_size=8,
         devices=1,
     )
@@ -37,8 +37,29 @@ def test_callback_matches_plain_loop_with_accumulation(mode, precondition, expec
     assert "training_step" not in vars(model)  # the wrapper is gone after fit
 
 
+class DictNet(lw.Net):
+    """`Net` whose `training_step` returns `{"loss": ..., ...}`, as Lightning allows."""
+
+    def training_step(self, batch, batch_idx):
+        loss = super().training_step(batch, batch_idx)
+        return {"loss": loss, "mse": loss.detach()}
+
+
+@pytest.mark.parametrize("net", [lw.Net, DictNet], ids=["tensor", "dict"])
+def test_penalty_is_added_to_a_tensor_or_a_dict_loss(net, monkeypatch):
+    """The penalty reaches the gradient whether `training_step` returns the loss tensor or a
+    dict holding it: the weights equal the plain loop with the penalty, not without it."""
+    monkeypatch.setattr(lw, "Net", net)
+    model, _ = lw.fit([SparseHead(lw.L21, "net.2", mode="penalty")], batch_size=8, devices=1)
+    assert isinstance(model, net)
+    monkeypatch.undo()
+    with_penalty, without = lw.reference(True, None, 8), lw.reference(False, None, 8)
+    assert (with_penalty - without).abs().max() > 1e-3  # the penalty does move the weights
+    _close(model.net[2].weight.detach(), with_penalty)
+
+
 def test_logged_measures_are_those_of_the_final_weight():
-    model, trainer = lw.fit([SparseHead("net.2", 0.5, mode="prox", log_every_n_steps=2)], 8)
+    model, trainer = lw.fit([SparseHead(0.5, "net.2", mode="prox", log_every_n_steps=2)], 8)
     w = model.net[2].weight.detach().numpy()
     summary = sh.sparsity_summary(w, group_axis=-1)  # the core, on the full weight
     assert summary["zero_groups"] > 0  # the measures are not trivially 0
@@ -64,7 +85,7 @@ class LateNet(lw.Net):
     ("mode", "expected"), [("penalty", (True, None)), ("prox", (False, "adam"))]
 )
 def test_layers_built_in_configure_model(mode, expected):
-    cb = SparseHead("net.2", lw.L21, mode=mode)
+    cb = SparseHead(lw.L21, "net.2", mode=mode)
     trainer = lw.pl.Trainer(
         max_steps=lw.STEPS,
         accelerator="cpu",
@@ -89,7 +110,7 @@ def test_wrong_target_name_fails_before_the_first_step():
             return super().training_step(batch, batch_idx)
 
     trainer = lw.pl.Trainer(
-        max_steps=1, accelerator="cpu", logger=False, callbacks=[SparseHead("net.9", 1e-3)]
+        max_steps=1, accelerator="cpu", logger=False, callbacks=[SparseHead(1e-3, "net.9")]
     )
     with pytest.raises(ValueError, match=r"'net\.9' names no parameter"):
         trainer.fit(Counted(), lw.DataLoader(lw.data(), batch_size=8))
@@ -101,7 +122,7 @@ def test_penalty_mode_rejects_a_step_without_loss():
         def training_step(self, batch, batch_idx):
             return {"loss_value": super().training_step(batch, batch_idx)}
 
-    cb = SparseHead("net.2", 1e-3)
+    cb = SparseHead(1e-3, "net.2")
     trainer = lw.pl.Trainer(max_steps=1, accelerator="cpu", logger=False, callbacks=[cb])
     with pytest.raises(TypeError, match="'loss' tensor"):
         trainer.fit(NoLoss(), lw.DataLoader(lw.data(), batch_size=8))
@@ -110,16 +131,17 @@ def test_penalty_mode_rejects_a_step_without_loss():
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"l21": -1.0}, ValueError, "l21 must be finite"),
+        ({"l21": -1.0}, ValueError, "l21 must be >= 0"),
         ({"l21": "1"}, TypeError, "l21 must be a real"),
         ({"mode": "both"}, ValueError, "mode must be one of"),
-        ({"precondition": None}, ValueError, "precondition must be one of"),
+        ({"precondition": "sgd"}, ValueError, "precondition must be one of"),
+        ({"precondition": None}, TypeError, "precondition must be a str"),
         ({"log_every_n_steps": -1}, ValueError, "log_every_n_steps must be >= 0"),
     ],
 )
 def test_bad_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):
-        SparseHead("net.2", **{"l21": 1e-3, **kwargs})
+        SparseHead(**{"l21": 1e-3, "targets": "net.2", **kwargs})
 
 
 @pytest.mark.multiprocess

@@ -213,12 +213,12 @@ def test_budget_follows_core_schedule_in_training_loop():
         before = layer.weight.detach().double().numpy().copy()
         budget.step()
         k = sh.budget_schedule(t, 16, 0.25, 3, 13)
-        projected = t > 3 and (t >= 13 or t % 2 == 0)
+        projected = t % 2 == 0 and k < 16  # after steps every, 2 * every, ... (core is_due)
         expected = sh.l20_project(before, k, -1) if projected else before
         np.testing.assert_array_equal(layer.weight.detach().double().numpy(), expected)
         assert budget.current_keep == [k]
         ks.append(budget.nonzero_groups()[0])
-        if t >= 13:
+        if t >= 13 and t % 2 == 0:
             assert ks[-1] == 4  # ceil(0.25 * 16), exactly
     assert ks[:3] == [16] * 3 and ks[-1] == 4
 
@@ -232,8 +232,8 @@ def test_budget_follows_core_schedule_in_training_loop():
 )
 def test_budget_schedule_equals_core(groups, data, t0, span, every):
     """No training, distinct column norms: groups only leave, so after step `t` the weight
-    has `budget_schedule(t')` non-zero groups, `t'` the last step that projected (`t' > t0`,
-    and `t'` a multiple of `every` or `t' >= t1`)."""
+    has `budget_schedule(t')` non-zero groups, `t'` the last step that projected (a multiple
+    of `every`)."""
     keep = data.draw(st.integers(1, groups) | st.floats(0.01, 1.0))
     t1 = t0 + span
     weight = nn.Parameter(torch.arange(groups, 0, -1, dtype=torch.float32).repeat(2, 1))
@@ -242,17 +242,18 @@ def test_budget_schedule_equals_core(groups, data, t0, span, every):
     last = 0
     for t in range(1, t1 + 4):
         budget.step()
-        if t > t0 and (t % every == 0 or t >= t1):
+        if t % every == 0:
             last = t
         assert budget.current_keep == [sh.budget_schedule(t, groups, keep, t0, t1)]
-        assert budget.nonzero_groups() == [sh.budget_schedule(last, groups, keep, t0, t1)]
+        projected = sh.budget_schedule(last, groups, keep, t0, t1) if last else groups
+        assert budget.nonzero_groups() == [projected]
 
 
 def test_budget_attach_end_step_none_and_state():
     torch.manual_seed(1)
     model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 2))
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    budget = GroupBudget(opt, 3, [model[0], model[2]], begin_step=1)  # all at once after 1
+    budget = GroupBudget(opt, 3, [model[0], model[2]], begin_step=2)  # all at once from 2
     handle = budget.attach()
     x = torch.randn(32, 6)
     for t in range(1, 5):
@@ -291,19 +292,19 @@ def test_adaptive_update_is_the_multiplicative_dual_step():
     w = torch.zeros(3, 10)
     w[:, :4] = torch.tensor([4.0, 3.0, 2.0, 1.0])  # energies 16, 9, 4, 1 of 30
     # 95 % of 30 = 28.5 needs 16 + 9 + 4 = 29: three of ten groups, s = 0.3
-    adaptive = AdaptiveL21(w, target=0.1, l21=1e-3, dual_lr=2.0, every=1)
+    adaptive = AdaptiveL21(0.1, w, l21=1e-3, dual_lr=2.0, every=1)
     adaptive.step()
     assert adaptive.measure_value == pytest.approx(0.3)
     assert adaptive.l21 == pytest.approx(1e-3 * math.exp(2.0 * 0.2))  # denser: λ grows
-    below = AdaptiveL21(w, target=0.9, measure="frac_below_1pct", l21=1e-3, dual_lr=1.0)
+    below = AdaptiveL21(0.9, w, measure="frac_below_1pct", l21=1e-3, dual_lr=1.0)
     below.update()  # 6 of 10 groups are 0, below 1 % of the largest: s = 0.6 < 0.9
     assert below.l21 == pytest.approx(1e-3 * math.exp(0.3))  # not sparse enough: λ grows
-    floor = AdaptiveL21(w, target=1.0, l21=1e-3, dual_lr=50.0, min_l21=1e-6)
+    floor = AdaptiveL21(0.99, w, l21=1e-3, dual_lr=50.0, min_l21=1e-6)
     floor.update()
     assert floor.l21 == 1e-6
-    cap = AdaptiveL21(w, target=0.0, l21=1e-3, dual_lr=50.0, max_l21=1e-2)
+    cap = AdaptiveL21(0.01, w, l21=1e-3, dual_lr=50.0, max_l21=1e-2)
     with pytest.warns(RuntimeWarning, match="max_l21"):
-        cap.update()  # s = 0.3 > 0: λ would grow by exp(15)
+        cap.update()  # s = 0.3 > 0.01: λ would grow by exp(14.5)
     assert cap.l21 == 1e-2
     assert adaptive.penalty().item() == pytest.approx(adaptive.l21 * sh.l21_norm(w.numpy(), -1))
 
@@ -311,17 +312,18 @@ def test_adaptive_update_is_the_multiplicative_dual_step():
 def test_adaptive_bad_arguments():
     w = torch.ones(3, 4)
     with pytest.raises(ValueError, match="measure"):
-        AdaptiveL21(w, 0.5, measure="groups")
-    with pytest.raises(ValueError, match="target"):
-        AdaptiveL21(w, 1.5)
+        AdaptiveL21(0.5, w, measure="groups")
+    for bad in (1.5, 1.0, 0.0):  # target in the open interval (0, 1)
+        with pytest.raises(ValueError, match="target"):
+            AdaptiveL21(bad, w)
     with pytest.raises(ValueError, match="l21"):
-        AdaptiveL21(w, 0.5, l21=0.0)
+        AdaptiveL21(0.5, w, l21=0.0)
     with pytest.raises(ValueError, match="dual_lr"):
-        AdaptiveL21(w, 0.5, dual_lr=-1.0)
+        AdaptiveL21(0.5, w, dual_lr=-1.0)
     with pytest.raises(ValueError, match="every"):
-        AdaptiveL21(w, 0.5, every=0)
+        AdaptiveL21(0.5, w, every=0)
     with pytest.raises(ValueError, match="max_l21"):
-        AdaptiveL21(w, 0.5, min_l21=1e-3, max_l21=1e-4)
+        AdaptiveL21(0.5, w, min_l21=1e-3, max_l21=1e-4)
 
 
 def regression(seed: int = 0):
@@ -352,7 +354,7 @@ def test_adaptive_reaches_target_from_a_hundred_times_off(start):
     nn.init.zeros_(layer.weight)
     opt = torch.optim.SGD(layer.parameters(), lr=0.5)
     prox = ProximalL21(opt, 1.0, layer)
-    adaptive = AdaptiveL21(layer, target, l21=start * lam_mid, dual_lr=2.0, every=10, prox=prox)
+    adaptive = AdaptiveL21(target, l21=start * lam_mid, dual_lr=2.0, every=10, prox=prox)
     prox.attach()
     adaptive.attach(opt)
     for _ in range(500):  # 50 updates of λ; it settles after about 10

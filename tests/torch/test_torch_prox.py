@@ -101,7 +101,7 @@ def test_half_precision_parameters_are_thresholded_in_float32():
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"l21": -1.0}, ValueError, "l21 must be finite"),
+        ({"l21": -1.0}, ValueError, "l21 must be >= 0"),
         ({"l21": True}, TypeError, "l21 must be a real"),
         ({"precondition": "sgd"}, ValueError, "precondition must be one of"),
         ({"precondition": "adam"}, ValueError, 'precondition="adam" needs .*got SGD'),
