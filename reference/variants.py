@@ -86,21 +86,24 @@ def head_callbacks(cfg: dict, kernel, steps_per_epoch: int) -> list[keras.callba
     """The callbacks that act on `kernel` after optimizer steps: the prox step, the budget and
     the adaptive λ, as configured."""
     out: list[keras.callbacks.Callback] = []
-    prox = ProximalL21(kernel, cfg["l21"]) if cfg["proximal"] else None
+    prox = ProximalL21(cfg["l21"], kernel) if cfg["proximal"] else None
     if prox is not None:
         out.append(prox)
     if cfg.get("budget") is not None:
         total = cfg["epochs"] * steps_per_epoch
         begin, end = cfg.get("budget_steps") or (0, (2 * total) // 3)
-        out.append(GroupBudget(kernel, cfg["budget"], begin_step=begin, end_step=end))
+        out.append(GroupBudget(cfg["budget"], kernel, begin_step=begin, end_step=end))
     if cfg.get("target_sparsity") is not None:
         out.append(
             AdaptiveL21(
-                prox or kernel,
-                target=cfg["target_sparsity"],
+                cfg["target_sparsity"],
+                None if prox else kernel,
                 l21=cfg["l21"],
                 dual_lr=cfg.get("dual_lr", 1.0),
-                every=_adaptive_every(cfg.get("adaptive_every"), steps_per_epoch),
+                every=(  # None (per epoch) is the steps per epoch
+                    _adaptive_every(cfg.get("adaptive_every"), steps_per_epoch) or steps_per_epoch
+                ),
+                prox=prox,
             )
         )
     return out

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import numbers
-
 import keras
 
-from ._penalty import L21, validate_factor
+from sparsehead._validation import check_int, check_nonnegative
+
+from ._penalty import L21
 
 __all__ = ["ProjectionHead"]
-
-
-def _check_units(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive int; got {value!r}")
-    return int(value)
 
 
 @keras.saving.register_keras_serializable(package="sparsehead")
@@ -56,9 +50,9 @@ class ProjectionHead(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.hidden_dim = _check_units(hidden_dim, "hidden_dim")
-        self.output_dim = _check_units(output_dim, "output_dim")
-        self.l21 = validate_factor(l21, "l21")
+        self.hidden_dim = check_int(hidden_dim, "hidden_dim", low=1)
+        self.output_dim = check_int(output_dim, "output_dim", low=1)
+        self.l21 = check_nonnegative(l21, "l21")
         self.use_bias = bool(use_bias)
         self.output_batchnorm = bool(output_batchnorm)
         self.hidden = keras.layers.Dense(self.hidden_dim, use_bias=False, name="hidden")

@@ -6,8 +6,10 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from sparsehead._validation import check_int, check_nonnegative
+
 from ._ops import group_norms
-from ._penalty import validate_factor, validate_group_axis
+from ._penalty import positional_group_axis
 
 __all__ = ["GroupHoyer", "group_hoyer"]
 
@@ -57,9 +59,10 @@ class GroupHoyer(keras.regularizers.Regularizer):
         >>> layer = keras.layers.Dense(128, kernel_regularizer=GroupHoyer(1e-3))
     """
 
-    def __init__(self, hoyer: float = 1e-3, group_axis: int = -2):
-        self.hoyer = validate_factor(hoyer, "hoyer")
-        self.group_axis = validate_group_axis(group_axis)
+    @positional_group_axis("GroupHoyer")
+    def __init__(self, hoyer: float = 1e-3, *, group_axis: int = -2):
+        self.hoyer = check_nonnegative(hoyer, "hoyer")
+        self.group_axis = check_int(group_axis, "group_axis")
 
     def __call__(self, x):
         return self.hoyer * group_hoyer(x, self.group_axis)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from keras import ops
 
+from sparsehead._validation import check_choice, check_nonnegative, check_positive
+
 from ._ops import compute_dtype, l2_normalize
-from ._penalty import validate_factor
 
 __all__ = ["barlow_twins_loss", "byol_loss", "cosine_similarity", "info_nce"]
 
@@ -19,16 +20,7 @@ _REDUCTIONS = ("mean", "sum", "none")
 
 
 def _check_reduction(reduction) -> str:
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}; got {reduction!r}")
-    return reduction
-
-
-def _positive(value, name: str) -> float:
-    value = validate_factor(value, name)
-    if value == 0:
-        raise ValueError(f"Invalid value for argument {name}: expected > 0. Received: {value}")
-    return value
+    return check_choice(reduction, "reduction", _REDUCTIONS)
 
 
 def _pair(a, b, names: tuple[str, str], min_rows: int = 1):
@@ -92,7 +84,7 @@ def info_nce(z1, z2, temperature: float = 0.5, reduction: str = "mean"):
         temperature: `tau > 0`; the paper uses 0.5.
         reduction: `"mean"`, `"sum"` or `"none"`.
     """
-    tau = _positive(temperature, "temperature")
+    tau = check_positive(temperature, "temperature")
     _check_reduction(reduction)
     a, b = _pair(z1, z2, ("z1", "z2"))
     n = ops.shape(a)[0]
@@ -132,8 +124,8 @@ def barlow_twins_loss(z1, z2, lambda_offdiag: float = 5e-3, eps: float = 1e-5):
         lambda_offdiag: weight of the redundancy-reduction term (5e-3 in Barlow Twins).
         eps: added to the variance, as in BatchNorm (keeps constant features finite).
     """
-    lam = validate_factor(lambda_offdiag, "lambda_offdiag")
-    eps = validate_factor(eps, "eps")
+    lam = check_nonnegative(lambda_offdiag, "lambda_offdiag")
+    eps = check_nonnegative(eps, "eps")
     a, b = _pair(z1, z2, ("z1", "z2"), min_rows=2)
     n = ops.cast(ops.shape(a)[0], a.dtype)
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-import sparsehead
+from sparsehead._validation import check_int
+from sparsehead.groups import sparsity_summary
 
-from ._penalty import validate_group_axis
+from .._deprecation import legacy
+from ._ops import check_weight
 
 __all__ = ["SparsityMonitor"]
 
@@ -54,27 +56,35 @@ class SparsityMonitor(keras.callbacks.Callback):
     counts only the groups that are exactly 0.
 
     Args:
-        target: a layer with a `kernel` (Dense, Conv, `ProjectionHead`) or a `keras.Variable`.
+        targets: a layer with a `kernel` (Dense, Conv, `ProjectionHead`) or a `keras.Variable`
+            (`target=` is its deprecated name).
         group_axis: the axis whose index names a group.
         prefix: key prefix in the logs (default `"head_"`, e.g. `head_zero_groups`).
     """
 
-    def __init__(self, target, group_axis: int = -2, prefix: str = "head_"):
+    @legacy("SparsityMonitor", target="targets")
+    def __init__(self, targets, *, group_axis: int = -2, prefix: str = "head_"):
         super().__init__()
         if not isinstance(prefix, str):
             raise TypeError(f"prefix must be a str; got {type(prefix).__name__}")
-        self.target = target
-        self.group_axis = validate_group_axis(group_axis)
+        self.targets = targets
+        self.group_axis = check_int(group_axis, "group_axis")
         self.prefix = prefix
 
+    @property
+    def target(self):
+        """Deprecated name of `targets`."""
+        return self.targets
+
     def _kernel(self):
-        t = self.target
+        t = self.targets
         v = t if isinstance(t, keras.Variable) else getattr(t, "kernel", None)
         if not isinstance(v, keras.Variable):
             raise ValueError(
-                f"SparsityMonitor target must be a keras.Variable or a layer with a built "
+                f"SparsityMonitor targets must be a keras.Variable or a layer with a built "
                 f"`kernel`; got {t!r}"
             )
+        check_weight(v, self.group_axis, "targets")
         return v
 
     def summary(self) -> dict[str, float]:
@@ -84,7 +94,7 @@ class SparsityMonitor(keras.callbacks.Callback):
         w = np.asarray(keras.ops.convert_to_numpy(keras.ops.cast(self._kernel().value, "float32")))
         if not np.isfinite(w).all():
             return _nonfinite_summary(w, self.group_axis)
-        stats = sparsehead.sparsity_summary(w, self.group_axis)
+        stats = sparsity_summary(w, self.group_axis)
         return {key: stats[key] for key in _KEYS}
 
     def on_epoch_end(self, epoch, logs=None):

@@ -14,7 +14,16 @@ from __future__ import annotations
 
 from keras import backend, ops
 
-__all__ = ["compute_dtype", "group_norms", "l2_normalize", "normalize_axis", "safe_norm"]
+from sparsehead._validation import check_float_dtype, check_group_axis, check_nonempty
+
+__all__ = [
+    "check_weight",
+    "compute_dtype",
+    "group_norms",
+    "l2_normalize",
+    "normalize_axis",
+    "safe_norm",
+]
 
 
 def compute_dtype(dtype) -> str:
@@ -23,12 +32,27 @@ def compute_dtype(dtype) -> str:
 
 
 def normalize_axis(group_axis: int, ndim: int) -> int:
-    """`group_axis` as a non-negative index into `ndim` axes; ValueError when out of range."""
-    if not -ndim <= group_axis < ndim:
-        raise ValueError(
-            f"group_axis={group_axis} is out of range for a weight of {ndim} dimensions"
-        )
-    return group_axis % ndim
+    """`group_axis` as a non-negative index into `ndim` axes (the core's `check_group_axis`):
+    TypeError for a non-int, ValueError when out of range."""
+    return check_group_axis(group_axis, ndim)
+
+
+def check_weight(w, group_axis: int, name: str = "w") -> int:
+    """Check a weight before any tensor work, with the core's messages; returns the axis.
+
+    `w` needs at least 2 dimensions, a floating-point dtype (TypeError otherwise: an integer
+    weight has no fractional step, prox or projection), a valid `group_axis` and, where its
+    shape is static, at least one element (ValueError: TensorFlow would fail later with "Cannot
+    compute the max of an empty tensor").
+    """
+    shape = tuple(w.shape)
+    if len(shape) < 2:
+        raise ValueError(f"{name} must have at least 2 dimensions; got shape {shape}")
+    check_float_dtype(backend.standardize_dtype(w.dtype), name)
+    ax = check_group_axis(group_axis, len(shape))
+    if all(n is not None for n in shape):
+        check_nonempty(shape, ax, name)
+    return ax
 
 
 def safe_norm(x, axis, keepdims: bool = False):
@@ -50,7 +74,7 @@ def safe_norm(x, axis, keepdims: bool = False):
     return norm if keepdims else ops.squeeze(norm, axis=axis)
 
 
-def group_norms(w, group_axis: int = -2, keepdims: bool = False):
+def group_norms(w, group_axis: int = -2, *, keepdims: bool = False):
     """`g_j = ||W_j||_2`, the L2 norm of each group (the weights that read input feature `j`).
 
     Args:
@@ -64,10 +88,9 @@ def group_norms(w, group_axis: int = -2, keepdims: bool = False):
         Shape `(w.shape[group_axis],)` (or broadcastable with `keepdims`), float32 for half or
         float32 input, float64 for float64 input.
     """
+    w = ops.convert_to_tensor(w)  # a NumPy array or a variable (constraints get the variable)
     ndim = len(w.shape)
-    if ndim < 2:
-        raise ValueError(f"w must have at least 2 dimensions; got shape {tuple(w.shape)}")
-    ax = normalize_axis(group_axis, ndim)
+    ax = check_weight(w, group_axis)
     x = ops.cast(w, compute_dtype(w.dtype))
     axes = tuple(i for i in range(ndim) if i != ax)
     return safe_norm(x, axes, keepdims=keepdims)

@@ -2,40 +2,41 @@
 
 from __future__ import annotations
 
-import math
-import numbers
+import functools
+import warnings
+from collections.abc import Callable
 
 import keras
 from keras import ops
 
+from sparsehead._validation import check_int, check_nonnegative
+
 from ._ops import group_norms
 
-__all__ = ["L21", "validate_factor", "validate_group_axis"]
+__all__ = ["L21", "positional_group_axis"]
 
 
-def validate_factor(value, name: str) -> float:
-    """A non-negative finite real as a Python float; ValueError otherwise (as Keras does)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(
-            f"Invalid value for argument {name}: expected a non-negative float. "
-            f"Received: {name}={value!r} of type {type(value).__name__}"
-        )
-    value = float(value)
-    if math.isnan(value) or math.isinf(value) or value < 0:
-        raise ValueError(
-            f"Invalid value for argument {name}: expected a non-negative finite float. "
-            f"Received: {name}={value}"
-        )
-    return value
+def positional_group_axis(where: str) -> Callable:
+    """Decorate a regularizer's `__init__(self, factor, *, group_axis)` so that the old call
+    with `group_axis` positional keeps working for one release, with a `DeprecationWarning`
+    (`inspect.signature` follows the wrapper to the new signature)."""
 
+    def decorate(init: Callable) -> Callable:
+        @functools.wraps(init)
+        def wrapper(self, *args, **kwargs):
+            if len(args) == 2 and "group_axis" not in kwargs:
+                warnings.warn(
+                    f"{where}(factor, group_axis) with group_axis positional is deprecated and "
+                    f"will be removed in the next release; pass group_axis=...",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+                *args, kwargs["group_axis"] = args
+            return init(self, *args, **kwargs)
 
-def validate_group_axis(group_axis) -> int:
-    """An int (not a bool); TypeError otherwise. Its range is checked against the weight."""
-    if isinstance(group_axis, bool) or not isinstance(group_axis, numbers.Integral):
-        raise TypeError(
-            f"group_axis must be an int; got {group_axis!r} of type {type(group_axis).__name__}"
-        )
-    return int(group_axis)
+        return wrapper
+
+    return decorate
 
 
 @keras.saving.register_keras_serializable(package="sparsehead")
@@ -68,9 +69,10 @@ class L21(keras.regularizers.Regularizer):
         >>> layer = keras.layers.Dense(128, kernel_regularizer=L21(1e-4))
     """
 
-    def __init__(self, l21: float = 1e-4, group_axis: int = -2):
-        self.l21 = validate_factor(l21, "l21")
-        self.group_axis = validate_group_axis(group_axis)
+    @positional_group_axis("L21")
+    def __init__(self, l21: float = 1e-4, *, group_axis: int = -2):
+        self.l21 = check_nonnegative(l21, "l21")
+        self.group_axis = check_int(group_axis, "group_axis")
 
     def __call__(self, x):
         return self.l21 * ops.sum(group_norms(x, self.group_axis))

@@ -34,9 +34,10 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from .._deprecation import MISSING, renamed
+from sparsehead._validation import check_choice, check_int, check_nonnegative
+
+from .._deprecation import MISSING, legacy, renamed
 from ._ops import compute_dtype, group_norms
-from ._penalty import validate_factor, validate_group_axis
 from ._step import install_step, kernel_variables, remove_step, target_list
 
 __all__ = ["ProximalL21", "group_preconditioner", "l21_prox"]
@@ -141,9 +142,9 @@ class ProximalL21(keras.callbacks.Callback):
     removes itself at the end. The kernels must not have another constraint.
 
     Args:
+        l21: the factor `lambda >= 0`.
         targets: a layer with a `kernel` (Dense, Conv, `ProjectionHead`), a `keras.Variable`,
             or a list of them.
-        l21: the factor `lambda >= 0`.
         group_axis: the axis whose index names a group (-2 for Keras kernels).
         precondition: `"auto"` (default: the optimizer's preconditioner, as above; another
             optimizer is a ValueError when training starts), `"adam"` (the same, but the
@@ -152,16 +153,25 @@ class ProximalL21(keras.callbacks.Callback):
 
     Example:
         >>> head = ProjectionHead(512, 128, l21=0.0)
-        >>> model.fit(x, callbacks=[ProximalL21(head, l21=1e-2)])
+        >>> model.fit(x, callbacks=[ProximalL21(1e-2, head)])
+
+    The old order `ProximalL21(targets, l21, group_axis, precondition)` keeps working for one
+    release, with a `DeprecationWarning`.
     """
 
+    @legacy(
+        "ProximalL21",
+        lead=1,
+        order=("l21", "targets"),
+        old_positional=("group_axis", "precondition"),
+    )
     def __init__(
         self,
+        l21: float,
         targets,
-        l21: float = 1e-4,
+        *,
         group_axis: int = -2,
         precondition: str = "auto",
-        *,
         scaling: str = MISSING,
     ):
         super().__init__()
@@ -169,16 +179,14 @@ class ProximalL21(keras.callbacks.Callback):
             given = MISSING if precondition == "auto" else precondition
             precondition = renamed("ProximalL21", "precondition", given, "scaling", scaling)
         self.targets = target_list(targets)
-        self.l21 = validate_factor(l21, "l21")
-        self.group_axis = validate_group_axis(group_axis)
-        if precondition not in _PRECONDITIONS:
-            raise ValueError(f"precondition must be one of {_PRECONDITIONS}; got {precondition!r}")
-        self.precondition = precondition
+        self.l21 = check_nonnegative(l21, "l21")
+        self.group_axis = check_int(group_axis, "group_axis")
+        self.precondition = check_choice(precondition, "precondition", _PRECONDITIONS)
         self._installed: list = []
 
     def variables(self) -> list:
         """The kernels this step acts on."""
-        return kernel_variables(self.targets, "ProximalL21")
+        return kernel_variables(self.targets, "ProximalL21", self.group_axis)
 
     def threshold(self, variable):
         """The per-step threshold for `variable`: a scalar, or per group for "auto"."""

@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import keras
 
+from ._ops import check_weight
+
 __all__ = ["StepConstraint", "install_step", "kernel_variables", "remove_step", "target_list"]
 
 
@@ -34,8 +36,11 @@ def target_list(targets) -> list:
     return out
 
 
-def kernel_variables(targets: list, owner: str) -> list:
-    """The `keras.Variable`s named by `targets`: variables, or layers with a built `kernel`."""
+def kernel_variables(targets: list, owner: str, group_axis: int) -> list:
+    """The `keras.Variable`s named by `targets`: variables, or layers with a built `kernel`.
+
+    Each is checked as a weight (`check_weight`: floating point, not empty, `group_axis` in
+    range), with the error naming `targets`."""
     out = []
     for t in targets:
         v = t if isinstance(t, keras.Variable) else getattr(t, "kernel", None)
@@ -44,6 +49,7 @@ def kernel_variables(targets: list, owner: str) -> list:
                 f"{owner} targets must be keras.Variables or layers with a built "
                 f"`kernel`; got {t!r}"
             )
+        check_weight(v, group_axis, "targets")
         out.append(v)
     return out
 

@@ -42,11 +42,11 @@ def train(mode: str) -> dict:
     x, y = rng.normal(size=(32, 6)).astype("float32"), rng.normal(size=(32, 4)).astype("float32")
     callbacks = [SparsityMonitor(head)]
     if mode == "prox":
-        callbacks.append(ProximalL21(head, l21=5e-2))
+        callbacks.append(ProximalL21(5e-2, head))
     if mode == "budget":  # 8 groups down to 3 over steps 2..8 of the 12
-        callbacks.append(GroupBudget(head, keep=3, begin_step=2, end_step=8))
+        callbacks.append(GroupBudget(3, head, begin_step=2, end_step=8))
     if mode == "adaptive":  # λ updated every 2 steps, a change that depends on the kernel
-        callbacks.append(AdaptiveL21(head, target=0.25, l21=1e-3, dual_lr=1.0, every=2))
+        callbacks.append(AdaptiveL21(0.25, head, l21=1e-3, dual_lr=1.0, every=2))
     history = model.fit(
         x, y, epochs=3, batch_size=8, shuffle=False, verbose=0, callbacks=callbacks
     ).history

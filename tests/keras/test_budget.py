@@ -61,7 +61,7 @@ def test_ties_go_to_the_lower_index_under_jit():
     [(8, 2, 2, 7), (28, 1, 5, 8), (9, 1, 0, 2), (5, 5, 0, 3), (6, 1, 3, 3)],
 )
 def test_schedule_in_graph_matches_core(groups, keep, t0, t1):
-    schedule = BudgetSchedule(groups, keep, t0, t1)
+    schedule = BudgetSchedule(groups, keep, begin_step=t0, end_step=t1)
     budget = jit(lambda t: schedule(t))
     for t in range(t1 + 4):
         got = int(to_numpy(budget(tensor([t], "int32")[0])))
@@ -93,7 +93,7 @@ def _model(optimizer, seed=0, groups=8):
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_fit_follows_the_schedule_and_ends_with_exactly_keep_groups(optimizer):
     model, layer, x, y = _model(optimizer)
-    budget = GroupBudget(layer, keep=2, begin_step=2, end_step=7)
+    budget = GroupBudget(2, layer, begin_step=2, end_step=7)
     record = KernelRecorder(layer)
     history = model.fit(x, y, epochs=10, batch_size=16, verbose=0, callbacks=[budget, record])
     expected = [sh.budget_schedule(n, 8, 2, 2, 7) for n in range(1, 11)]  # one step per epoch
@@ -115,7 +115,7 @@ def test_one_sgd_step_then_projection_matches_core():
         batch_size=16,
         verbose=0,
         shuffle=False,
-        callbacks=[GroupBudget(layer, keep=0.5, begin_step=0, end_step=1)],
+        callbacks=[GroupBudget(0.5, layer, begin_step=0, end_step=1)],
     )
     xd, yd = x.astype(np.float64), y.astype(np.float64)
     w1 = w0 - 0.1 * 2.0 * xd.T @ (xd @ w0 - yd) / yd.size
@@ -129,7 +129,7 @@ def test_one_sgd_step_then_projection_matches_core():
     )
 
 
-def test_every_projects_on_multiples_and_from_end_step_on():
+def test_every_projects_after_multiples_of_every_only():
     model, layer, x, y = _model("sgd")
     record = KernelRecorder(layer)
     history = model.fit(
@@ -138,53 +138,81 @@ def test_every_projects_on_multiples_and_from_end_step_on():
         epochs=9,
         batch_size=16,
         verbose=0,
-        callbacks=[GroupBudget(layer, keep=1, begin_step=0, end_step=7, every=3), record],
+        callbacks=[GroupBudget(1, layer, begin_step=0, end_step=7, every=3), record],
     )
     counts = [nonzero_groups(k) for k in record.kernels]
     for n, count in enumerate(counts, start=1):
-        if n % 3 == 0 or n >= 7:
+        if n % 3 == 0:  # sparsehead.schedule.is_due: after steps 3, 6, 9 only
             assert count == sh.budget_schedule(n, 8, 1, 0, 7), n
         else:
             assert count == 8, n  # not projected: the zeroed groups got a gradient back
     assert history.history["budget"][-1] == 1
 
 
-def test_end_step_none_is_the_end_of_fit_and_a_second_fit_continues():
+def test_end_step_none_holds_the_budget_from_begin_step_on():
     model, layer, x, y = _model("sgd")
     history = model.fit(
-        x, y, epochs=4, batch_size=8, verbose=0, callbacks=[GroupBudget(layer, keep=3)]
-    )  # 2 steps per epoch: end 8
-    assert history.history["budget"] == [sh.budget_schedule(n, 8, 3, 0, 8) for n in (2, 4, 6, 8)]
+        x, y, epochs=3, batch_size=8, verbose=0, callbacks=[GroupBudget(3, layer, begin_step=3)]
+    )  # 2 steps per epoch: G up to step 2, keep from step 3 on (no ramp)
+    assert history.history["budget"] == [8, 3, 3]
     assert nonzero_groups(to_numpy(layer.kernel)) == 3
     model.fit(x, y, epochs=1, batch_size=8, verbose=0)  # no callback: nothing projected
     assert nonzero_groups(to_numpy(layer.kernel)) == 8
 
 
+def test_ramp_continues_across_two_fits_with_the_callback():
+    # Steps are counted over the whole training: the second fit goes on from step 4 along the
+    # same cubic schedule (8 -> 2 groups over steps 0..12), never restarting or jumping.
+    model, layer, x, y = _model("sgd")
+    budget = GroupBudget(2, layer, begin_step=0, end_step=12)
+    record = KernelRecorder(layer)
+    first = model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[budget, record])
+    second = model.fit(x, y, epochs=4, batch_size=8, verbose=0, callbacks=[budget, record])
+    expected = [sh.budget_schedule(n, 8, 2, 0, 12) for n in (2, 4, 6, 8, 10, 12)]
+    assert expected == [6, 4, 3, 3, 3, 2]  # the ramp is still going when the first fit ends
+    assert first.history["budget"] + second.history["budget"] == expected
+    assert [nonzero_groups(k) for k in record.kernels] == expected
+
+
 def test_argument_and_setup_errors():
     layer = keras.layers.Dense(2)
-    for bad in (-1, 0.0, 1.5, float("nan")):
+    for bad in (-1, 0, 0.0, 1.5, float("nan")):
         with pytest.raises(ValueError, match="keep"):
-            GroupBudget(layer, keep=bad)
+            GroupBudget(bad, layer)
     for bad in (True, "3", None):
         with pytest.raises(TypeError, match="keep"):
-            GroupBudget(layer, keep=bad)
+            GroupBudget(keep=bad, targets=layer)
     with pytest.raises(ValueError, match="end_step"):
-        GroupBudget(layer, keep=1, begin_step=5, end_step=4)
+        GroupBudget(1, layer, begin_step=5, end_step=4)
     with pytest.raises(ValueError, match="begin_step"):
-        GroupBudget(layer, keep=1, begin_step=-1)
+        GroupBudget(1, layer, begin_step=-1)
     with pytest.raises(ValueError, match="every"):
-        GroupBudget(layer, keep=1, every=0)
+        GroupBudget(1, layer, every=0)
     with pytest.raises(ValueError, match="targets"):
-        GroupBudget([], keep=1)
+        GroupBudget(1, [])
     model, layer, x, y = _model("sgd")
     with pytest.raises(ValueError, match="keep"):  # more groups than the kernel has
-        model.fit(x, y, verbose=0, callbacks=[GroupBudget(layer, keep=9, end_step=3)])
+        model.fit(x, y, verbose=0, callbacks=[GroupBudget(9, layer, end_step=3)])
     layer = keras.layers.Dense(2, kernel_constraint="non_neg")
     model = keras.Sequential([keras.Input((6,)), layer])
     model.compile(optimizer="sgd", loss="mse")
     with pytest.raises(ValueError, match="constraint"):
-        model.fit(x[:, :6], y[:, :2], verbose=0, callbacks=[GroupBudget(layer, keep=1, end_step=3)])
+        model.fit(x[:, :6], y[:, :2], verbose=0, callbacks=[GroupBudget(1, layer, end_step=3)])
 
 
 def test_top_level_name():
     assert sh.GroupBudget is GroupBudget
+
+
+def test_old_argument_order_warns_and_keeps_working():
+    layer = keras.layers.Dense(2)
+    with pytest.warns(DeprecationWarning, match="keep first"):
+        old = GroupBudget(layer, 3, 1, 5, 2)
+    assert (old.keep, old.targets, old.begin_step, old.end_step, old.every) == (3, [layer], 1, 5, 2)
+    with pytest.warns(DeprecationWarning, match="keep first"):
+        assert GroupBudget(layer, keep=0.5).keep == 0.5
+
+
+def test_l20_project_refuses_keep_zero():
+    with pytest.raises(ValueError, match="keep"):
+        l20_project(tensor(np.ones((3, 2)), "float32"), 0)

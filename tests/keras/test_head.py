@@ -32,11 +32,16 @@ def test_zero_factor_has_no_regularizer_and_output_bn_is_opt_in():
 
 
 @pytest.mark.parametrize(
-    "kwargs",
-    [{"hidden_dim": 0}, {"output_dim": 2.5}, {"l21": -1.0}, {"hidden_dim": True}],
+    ("kwargs", "error"),
+    [
+        ({"hidden_dim": 0}, ValueError),
+        ({"output_dim": 2.5}, TypeError),
+        ({"l21": -1.0}, ValueError),
+        ({"hidden_dim": True}, TypeError),
+    ],
 )
-def test_bad_arguments_raise_value_error(kwargs):
-    with pytest.raises(ValueError):
+def test_bad_arguments_raise_value_or_type_error(kwargs, error):
+    with pytest.raises(error, match=next(iter(kwargs))):
         ProjectionHead(**kwargs)
 
 

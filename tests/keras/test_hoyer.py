@@ -33,7 +33,7 @@ def term_scale(w, group_axis) -> float:
 @given(grouped_weights(), st.sampled_from([1e-3, 0.5, 3.0]))
 def test_value_equals_factor_times_core_group_hoyer(case, factor):
     w, group_axis, dtype = case
-    value = run(GroupHoyer(factor, group_axis), tensor(w, dtype))
+    value = run(GroupHoyer(factor, group_axis=group_axis), tensor(w, dtype))
     assert keras.backend.standardize_dtype(value.dtype) == result_dtype(dtype)
     # S^2/Q from norms each within rtol: 4 rtol (see tests/core/test_hoyer.py).
     expected = factor * sh.group_hoyer(w, group_axis)
@@ -48,7 +48,7 @@ def test_value_equals_factor_times_core_group_hoyer(case, factor):
 @example(case=(np.array([[1000.0], [750.0]], np.float16), -2, "float16"), factor=1e-3)
 def test_gradient_equals_factor_times_core_gradient(case, factor):
     w, group_axis, dtype = case
-    _, grad = value_and_grad(GroupHoyer(factor, group_axis), tensor(w, dtype))
+    _, grad = value_and_grad(GroupHoyer(factor, group_axis=group_axis), tensor(w, dtype))
     grad = to_numpy(grad)
     assert np.isfinite(grad).all()
     expected = factor * sh.group_hoyer_gradient(w, group_axis).astype(np.float64)
@@ -126,9 +126,15 @@ def test_fit_with_group_hoyer_stays_finite_and_adds_the_penalty():
     assert_close(total, mse + 0.05 * sh.group_hoyer(kernel), "float32")
 
 
-@pytest.mark.parametrize("value", [-1e-4, float("nan"), float("inf"), "0.1", None, True])
+@pytest.mark.parametrize("value", [-1e-4, float("nan"), float("inf")])
 def test_bad_factor_raises_value_error_naming_hoyer(value):
     with pytest.raises(ValueError, match="hoyer"):
+        GroupHoyer(value)
+
+
+@pytest.mark.parametrize("value", ["0.1", None, True])
+def test_factor_of_wrong_type_raises_type_error_naming_hoyer(value):
+    with pytest.raises(TypeError, match="hoyer"):
         GroupHoyer(value)
 
 

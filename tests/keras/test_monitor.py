@@ -20,7 +20,7 @@ def test_history_holds_the_core_summary_of_the_final_kernel():
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(32, 5)).astype("float32"), rng.normal(size=(32, 4)).astype("float32")
-    callbacks = [ProximalL21(head, l21=1.0), SparsityMonitor(head, prefix="proj_")]
+    callbacks = [ProximalL21(1.0, head), SparsityMonitor(head, prefix="proj_")]
     history = model.fit(x, y, epochs=3, batch_size=8, verbose=0, callbacks=callbacks).history
     for key in KEYS:
         assert len(history["proj_" + key]) == 3
@@ -55,3 +55,10 @@ def test_bad_target_raises():
         SparsityMonitor(keras.layers.ReLU()).summary()
     with pytest.raises(TypeError, match="prefix"):
         SparsityMonitor(keras.layers.Dense(2), prefix=3)
+
+
+def test_old_keyword_target_warns_and_keeps_working():
+    w = keras.Variable(np.ones((3, 2), "float32"))
+    with pytest.warns(DeprecationWarning, match="targets"):
+        monitor = SparsityMonitor(target=w)
+    assert monitor.targets is w and monitor.summary()["zero_groups"] == 0

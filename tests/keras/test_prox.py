@@ -65,7 +65,7 @@ def _fit_one_step(optimizer, l21, precondition="auto", **old):
     )
     model = keras.Sequential([keras.Input((6,)), layer])
     model.compile(optimizer=optimizer, loss="mse")
-    prox = ProximalL21(layer, l21=l21, **(old or {"precondition": precondition}))
+    prox = ProximalL21(l21, layer, **(old or {"precondition": precondition}))
     model.fit(x, y, epochs=1, batch_size=16, verbose=0, shuffle=False, callbacks=[prox])
     return to_numpy(layer.kernel).astype(np.float64), x.astype(np.float64), y, w0
 
@@ -109,7 +109,7 @@ def test_constraint_is_removed_after_fit_and_a_later_fit_does_not_prox():
     )
     model = keras.Sequential([keras.Input((6,)), layer])
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
-    model.fit(x, y, epochs=1, verbose=0, callbacks=[ProximalL21(layer, l21=100.0)])
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[ProximalL21(100.0, layer)])
     np.testing.assert_array_equal(to_numpy(layer.kernel), 0.0)  # huge threshold: all zero
     assert layer.kernel.constraint is None
     model.fit(x, y, epochs=1, batch_size=16, verbose=0)
@@ -118,29 +118,31 @@ def test_constraint_is_removed_after_fit_and_a_later_fit_does_not_prox():
 
 def test_argument_and_setup_errors():
     with pytest.raises(ValueError, match="l21"):
-        ProximalL21(keras.layers.Dense(2), l21=-1.0)
+        ProximalL21(-1.0, keras.layers.Dense(2))
+    with pytest.raises(TypeError, match="l21"):
+        ProximalL21(l21="1e-4", targets=keras.layers.Dense(2))
     with pytest.raises(ValueError, match="precondition must be one of"):
-        ProximalL21(keras.layers.Dense(2), precondition="sgd")
+        ProximalL21(1e-4, keras.layers.Dense(2), precondition="sgd")
     with pytest.raises(ValueError, match="targets"):
-        ProximalL21([])
+        ProximalL21(1e-4, [])
     x, y, _ = _linear_problem()
     layer = keras.layers.Dense(2, kernel_constraint="non_neg")
     model = keras.Sequential([keras.Input((6,)), layer])
     model.compile(optimizer="sgd", loss="mse")
     with pytest.raises(ValueError, match="constraint"):
-        model.fit(x, y, verbose=0, callbacks=[ProximalL21(layer)])
+        model.fit(x, y, verbose=0, callbacks=[ProximalL21(1e-4, layer)])
     layer = keras.layers.Dense(2)
     model = keras.Sequential([keras.Input((6,)), layer])
     model.compile(optimizer=keras.optimizers.Adagrad(), loss="mse")
     with pytest.raises(ValueError, match="Adagrad"):
-        model.fit(x, y, verbose=0, callbacks=[ProximalL21(layer)])
+        model.fit(x, y, verbose=0, callbacks=[ProximalL21(1e-4, layer)])
     assert layer.kernel.constraint is None  # nothing was installed
-    model.fit(x, y, verbose=0, callbacks=[ProximalL21(layer, precondition="lr")])  # textbook
+    model.fit(x, y, verbose=0, callbacks=[ProximalL21(1e-4, layer, precondition="lr")])  # textbook
     model.compile(optimizer="sgd", loss="mse")
     with pytest.raises(
         ValueError, match='precondition="adam"\\) needs Adam, AdamW or Nadam; got SGD'
     ):
-        model.fit(x, y, verbose=0, callbacks=[ProximalL21(layer, precondition="adam")])
+        model.fit(x, y, verbose=0, callbacks=[ProximalL21(1e-4, layer, precondition="adam")])
     assert layer.kernel.constraint is None  # nothing was installed
 
 
@@ -162,10 +164,19 @@ def test_prox_under_mixed_float16_reads_the_inner_optimizer():
         model = keras.Sequential([keras.Input((6,)), layer])
         model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
         assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
-        prox = ProximalL21(layer, l21=1.0)
+        prox = ProximalL21(1.0, layer)
         model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[prox])
     finally:
         keras.config.set_dtype_policy(previous)
     kernel = to_numpy(layer.kernel)
     assert np.isfinite(kernel).all()
     assert (sh.group_norms(kernel) == 0).any()
+
+
+def test_old_argument_order_warns_and_keeps_working():
+    layer = keras.layers.Dense(2)
+    with pytest.warns(DeprecationWarning, match="l21 first"):
+        old = ProximalL21(layer, 0.5, -1, "lr")
+    assert (old.l21, old.targets, old.group_axis, old.precondition) == (0.5, [layer], -1, "lr")
+    with pytest.warns(DeprecationWarning, match="l21 first"):
+        assert ProximalL21(layer, l21=0.25).l21 == 0.25

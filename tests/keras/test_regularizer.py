@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from keras import ops
-from sparsehead.adapters.keras import L21, group_norms
+from sparsehead.adapters.keras import L21, GroupHoyer, group_norms
 
 import sparsehead as sh
 from tests.conformance import assert_same_nonfinite, expected_group_norms
@@ -29,7 +29,7 @@ def result_dtype(dtype: str) -> str:
 @given(grouped_weights(), st.sampled_from([1e-4, 0.5, 3.0]))
 def test_value_equals_factor_times_core_l21_norm(case, factor):
     w, group_axis, dtype = case
-    value = run(L21(factor, group_axis), tensor(w, dtype))
+    value = run(L21(factor, group_axis=group_axis), tensor(w, dtype))
     assert keras.backend.standardize_dtype(value.dtype) == result_dtype(dtype)
     assert_close(to_numpy(value), factor * sh.l21_norm(w, group_axis), result_dtype(dtype))
 
@@ -38,7 +38,7 @@ def test_value_equals_factor_times_core_l21_norm(case, factor):
 @given(grouped_weights(), st.sampled_from([1e-4, 0.5, 3.0]))
 def test_gradient_equals_factor_times_core_subgradient(case, factor):
     w, group_axis, dtype = case
-    _, grad = value_and_grad(L21(factor, group_axis), tensor(w, dtype))
+    _, grad = value_and_grad(L21(factor, group_axis=group_axis), tensor(w, dtype))
     grad = to_numpy(grad)
     assert np.isfinite(grad).all()
     expected = factor * sh.l21_subgradient(w, group_axis).astype(np.float64)
@@ -63,7 +63,7 @@ def test_nan_and_inf_propagate_and_zero_groups_keep_a_zero_gradient(case):
     assert_same_nonfinite(norms, expected)
     finite = np.isfinite(expected)
     assert_close(norms[finite], expected[finite], result_dtype(dtype))
-    value, grad = value_and_grad(L21(1.0, group_axis), x)
+    value, grad = value_and_grad(L21(1.0, group_axis=group_axis), x)
     assert_same_nonfinite(to_numpy(value), expected.sum())
     grad = np.moveaxis(to_numpy(grad), group_axis, 0)
     clean = np.moveaxis(np.asarray(w, np.float64), group_axis, 0).copy()
@@ -171,11 +171,15 @@ def test_fit_adds_exactly_the_regularization_loss():
     assert_close(total, mse + 0.05 * sh.l21_norm(kernel), "float32")
 
 
-@pytest.mark.parametrize(
-    "value", [-1e-4, float("nan"), float("inf"), "0.1", None, True, [1e-4], 1j]
-)
+@pytest.mark.parametrize("value", [-1e-4, float("nan"), float("inf")])
 def test_bad_factor_raises_value_error_naming_l21(value):
     with pytest.raises(ValueError, match="l21"):
+        L21(value)
+
+
+@pytest.mark.parametrize("value", ["0.1", None, True, [1e-4], 1j])
+def test_factor_of_wrong_type_raises_type_error_naming_l21(value):
+    with pytest.raises(TypeError, match="l21"):
         L21(value)
 
 
@@ -205,3 +209,11 @@ def test_factor_is_a_python_float_and_config_round_trips():
 
 def test_top_level_name_is_the_adapter_class():
     assert sh.L21 is L21
+
+
+def test_old_positional_group_axis_warns_and_keeps_working():
+    with pytest.warns(DeprecationWarning, match="group_axis="):
+        reg = L21(0.5, -1)
+    assert (reg.l21, reg.group_axis) == (0.5, -1)
+    with pytest.warns(DeprecationWarning, match="group_axis="):
+        assert GroupHoyer(0.5, -1).group_axis == -1

@@ -101,7 +101,7 @@ def run(mode: str, lam: float, optimizer: str, lr: float, data, epochs: int, see
     callbacks = [SparsityMonitor(model.head)]
     if mode.startswith("prox"):
         precondition = "lr" if mode == "prox-lr" else "auto"
-        callbacks.insert(0, ProximalL21(model.head, l21=lam, precondition=precondition))
+        callbacks.insert(0, ProximalL21(lam, model.head, precondition=precondition))
     start = time.perf_counter()
     views = Views(x_train, batch_size=256, seed=seed)
     hist = model.fit(views, epochs=epochs, verbose=0, callbacks=callbacks).history
