@@ -5,7 +5,7 @@ through that framework's real training loop, observed after every optimizer step
 optimizer step, under a loss whose gradient is the same non-zero constant on every entry (so
 a group zeroed by a projection is non-zero again after the next plain step: the counts show
 exactly which steps projected, and onto how many groups). Keras runs its steps as two `fit`
-calls (the second continues the step count).
+calls of 5 and 7 steps (the second continues the step count).
 
 `adaptive_trace(...)` returns, after each optimizer step, `λ` as the adapter holds it and the
 weight as the adapter reads it (a penalty-only loss: the groups shrink at the rate `λ`).
@@ -59,6 +59,14 @@ def _keras_recorder(keras, layer, read):
     return Recorder()
 
 
+def _two_fits(model, steps: int, callbacks) -> None:
+    """`steps` optimizer steps as two `fit` calls of 5 and `steps - 5` batches: the second
+    continues the count, and 5 is no multiple of any period tested."""
+    for n in (5, steps - 5):
+        x, y = np.ones((4 * n, GROUPS), "float32"), np.zeros((4 * n, OUT), "float32")
+        model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=callbacks)
+
+
 def keras_budget_counts(keep, begin_step, end_step, every, steps: int) -> list[int]:
     from sparsehead.adapters.keras import GroupBudget
 
@@ -66,9 +74,7 @@ def keras_budget_counts(keep, begin_step, end_step, every, steps: int) -> list[i
     model.compile(optimizer=keras.optimizers.SGD(0.01), loss=lambda y, p: keras.ops.mean(p))
     budget = GroupBudget(keep, [layer], begin_step=begin_step, end_step=end_step, every=every)
     record = _keras_recorder(keras, layer, lambda: nonzero_groups(kseam.to_numpy(layer.kernel), -2))
-    x, y = np.ones((4 * (steps // 2), GROUPS), "float32"), np.zeros((4 * (steps // 2), OUT))
-    for _ in range(2):  # two fits: the second continues the count
-        model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[budget, record])
+    _two_fits(model, steps, [budget, record])
     return record.seen
 
 
@@ -83,9 +89,7 @@ def keras_adaptive_trace(target, measure, l21, every, steps: int):
         layer,
         lambda: (adaptive.value(), kseam.to_numpy(layer.kernel).astype(np.float64)),
     )
-    x, y = np.ones((4 * (steps // 2), GROUPS), "float32"), np.zeros((4 * (steps // 2), OUT))
-    for _ in range(2):
-        model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[adaptive, record])
+    _two_fits(model, steps, [adaptive, record])
     return [s[0] for s in record.seen], [s[1] for s in record.seen], -2
 
 
