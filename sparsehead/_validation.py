@@ -25,6 +25,7 @@ __all__ = [
     "check_nonnegative",
     "check_positive",
     "check_real",
+    "check_weight",
     "compute_dtype",
 ]
 
@@ -146,6 +147,19 @@ def check_nonempty(shape: Sequence[int], group_axis: int, name: str) -> None:
     shape = tuple(int(n) for n in shape)
     if not shape or math.prod(shape) == 0:  # no groups implies no elements
         raise ValueError(f"{name} must not be empty; got shape {shape}")
+
+
+def check_weight(dtype_name: str, shape: Sequence[int], group_axis, name: str = "w") -> int:
+    """All the checks of a weight with groups, in order: a floating dtype
+    (`check_float_dtype`), at least 2 dimensions, `group_axis` in range (`check_group_axis`),
+    not empty (`check_nonempty`). Returns `group_axis` as a non-negative index."""
+    check_float_dtype(dtype_name, name)
+    shape = tuple(int(n) for n in shape)
+    if len(shape) < 2:
+        raise ValueError(f"{name} must have at least 2 dimensions; got shape {shape}")
+    ax = check_group_axis(group_axis, len(shape))
+    check_nonempty(shape, ax, name)
+    return ax
 
 
 def check_nonnegative(value, name: str) -> float:

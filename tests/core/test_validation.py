@@ -12,6 +12,7 @@ from sparsehead._validation import (
     check_int,
     check_nonempty,
     check_real,
+    check_weight,
 )
 
 W = np.ones((3, 2))
@@ -172,3 +173,17 @@ def test_check_nonempty():
     for shape, axis in [((0, 2), -2), ((3, 0), -2), ((2, 3, 0), 0), ((), 0)]:
         with pytest.raises(ValueError, match=r"w must not be empty; got shape \("):
             check_nonempty(shape, axis, "w")
+
+
+def test_check_weight_runs_every_check_in_order():
+    assert check_weight("float32", (3, 2), -2) == 0
+    assert check_weight("bfloat16", (2, 3, 4), -1, "kernel") == 2
+    for args, error, match in [
+        (("int64", (0,), 0), TypeError, "w must be floating point"),  # dtype first
+        (("float32", (3,), 0), ValueError, r"w must have at least 2 dimensions; got shape \(3,\)"),
+        (("float32", (3, 2), 2), ValueError, "group_axis=2 is out of range"),
+        (("float32", (3, 2), 1.0), TypeError, "group_axis must be an int"),
+        (("float32", (0, 2), 0), ValueError, r"w must not be empty; got shape \(0, 2\)"),
+    ]:
+        with pytest.raises(error, match=match):
+            check_weight(*args)

@@ -6,8 +6,8 @@ hence a separate process). The worker saves, for rows and for columns split over
 a penalty's value and gradient and one SGD step through a transform, and how each result was
 laid out:
 
-- `l21`: `l21_penalty` and `proximal_l21` (test_optax_sharded.py);
-- `beyond`: `group_hoyer_penalty` and `group_budget(keep())`, with a tie at the budget's
+- `l21`: `l21_norm` and `proximal_l21` (test_optax_sharded.py);
+- `beyond`: `group_hoyer` and `group_budget(keep())`, with a tie at the budget's
   boundary (test_optax_beyond.py).
 """
 
@@ -64,8 +64,8 @@ def main(kind: str, out: str) -> None:
 
     assert len(jax.devices()) == 2, jax.devices()
     penalty, transform = {
-        "l21": (sho.l21_penalty, lambda: sho.proximal_l21(LR, LAM)),
-        "beyond": (sho.group_hoyer_penalty, lambda: sho.group_budget(keep())),
+        "l21": (sho.l21_norm, lambda: sho.proximal_l21(LR, LAM)),
+        "beyond": (sho.group_hoyer, lambda: sho.group_budget(keep())),
     }[kind]
     mesh = jax.make_mesh((2,), ("x",))
     w, g = weights(kind)

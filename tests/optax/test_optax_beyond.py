@@ -8,6 +8,7 @@ float64 cases run with `jax.enable_x64` switched on for that example only.
 
 from __future__ import annotations
 
+import warnings
 from functools import partial
 
 import jax
@@ -17,7 +18,15 @@ import optax
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from sparsehead.adapters.optax import GroupBudgetState, group_budget, group_hoyer_penalty
+from sparsehead.adapters.optax import (
+    GroupBudgetState,
+    group_budget,
+    group_hoyer,
+    group_hoyer_penalty,
+    l20_project,
+    l21_norm,
+    l21_penalty,
+)
 
 import sparsehead as sh
 from tests.conformance import hoyer_gradient_scale as gradient_scale
@@ -31,7 +40,7 @@ from .test_optax_conformance import numpy, precision, result_dtype
 
 @partial(jax.jit, static_argnames=("group_axis",))
 def hoyer_and_grad(x, group_axis):
-    return jax.value_and_grad(lambda w: group_hoyer_penalty(w, group_axis))(x)
+    return jax.value_and_grad(lambda w: group_hoyer(w, group_axis))(x)
 
 
 # Each example compiles once (0.2 to 0.5 s), as in test_optax_conformance.py.
@@ -90,7 +99,7 @@ def test_projection_equals_core_under_jit(case, data):
     # XLA on CPU flushes subnormal results to zero, so `p + (p - p)` would not give p back
     w = np.where(np.abs(w.astype(np.float64)) < float(jnp.finfo(w.dtype).tiny), 0, w)
     w = w.astype(np.asarray(case[0]).dtype)
-    k = data.draw(st.integers(0, w.shape[group_axis]))
+    k = data.draw(st.integers(1, w.shape[group_axis]))
     assume(ranking_is_clear(sh.group_norms(np.asarray(w, np.float64), group_axis), k))
     with precision(dtype):
         got = project_once(w, k, group_axis)
@@ -182,25 +191,127 @@ def test_schedule_equals_core_at_every_count(groups, keep, t0, t1):
 
 
 def test_group_budget_bad_arguments():
-    for bad in (-1, 0.0, 1.5):
-        with pytest.raises(ValueError, match="keep"):
+    for bad in (-1, 0, 0.0, 1.5):
+        with pytest.raises(ValueError, match="keep must be"):
             group_budget(bad)
     with pytest.raises(TypeError, match="keep"):
         group_budget(True)
-    with pytest.raises(ValueError, match="end_step"):
+    with pytest.raises(ValueError, match="end_step must be >= 4"):
         group_budget(2, begin_step=4, end_step=3)
-    with pytest.raises(ValueError, match="begin_step"):
+    with pytest.raises(ValueError, match="begin_step must be >= 0"):
         group_budget(2, begin_step=-1)
+    with pytest.raises(ValueError, match="every must be >= 1"):
+        group_budget(2, every=0)
+    with pytest.raises(TypeError, match="every must be an int"):
+        group_budget(2, every=2.0)
     with pytest.raises(TypeError, match="group_axis"):
         group_budget(2, group_axis="rows")
     tx = group_budget(5)
-    p = jnp.ones((4, 2))
-    with pytest.raises(ValueError, match="keep"):
-        tx.update(p, tx.init(p), p)  # 5 > 4 groups
+    p = {"kernel": jnp.ones((4, 2))}
+    with pytest.raises(ValueError, match=r"keep must be <= 4 .*params\['kernel'\]"):
+        tx.init(p)  # 5 > 4 groups, named by the leaf
+    with pytest.raises(ValueError, match=r"keep must be <= 4 .*params\['kernel'\]"):
+        tx.update(p, GroupBudgetState(jnp.zeros([], jnp.int32)), p)
     with pytest.raises(ValueError, match="params"):
-        tx.update(p, tx.init(p))
-    with pytest.raises(ValueError, match="2 dimensions"):
-        tx.update(jnp.ones(3), tx.init(p), jnp.ones(3))
+        tx.update(p, tx.init({"kernel": jnp.ones((5, 2))}))
+    for leaf, error, match in [
+        (jnp.ones(3), ValueError, r"params\['b'\] must have at least 2 dimensions"),
+        (jnp.ones((5, 2), jnp.int32), TypeError, r"params\['b'\] must be floating point"),
+        (jnp.ones((5, 0)), ValueError, r"params\['b'\] must not be empty"),
+    ]:
+        tx = group_budget(2, {"a": False, "b": True})
+        with pytest.raises(error, match=match):
+            tx.init({"a": jnp.ones(3), "b": leaf})
+
+
+def test_l20_project_bad_arguments():
+    with pytest.raises(ValueError, match=r"keep must be >= 1 or a fraction in \(0, 1\]"):
+        l20_project(jnp.ones((4, 2)), 0)
+    with pytest.raises(TypeError, match="w must be floating point"):
+        l20_project(jnp.ones((4, 2), jnp.int32), 1)
+    with pytest.raises(ValueError, match="w must not be empty"):
+        l20_project(jnp.ones((0, 2)), 1)
+    with pytest.raises(ValueError, match="w must have at least 2 dimensions"):
+        l20_project(jnp.ones(4), 1)
+
+
+def test_targets_none_skips_vectors_and_equals_choosing_the_kernels():
+    params = {"kernel": jnp.asarray(np.arange(12.0).reshape(6, 2)), "bias": jnp.ones(2)}
+    updates = jax.tree.map(jnp.zeros_like, params)
+    auto, chosen = group_budget(2), group_budget(2, {"kernel": True, "bias": False})
+    a, b = (tx.update(updates, tx.init(params), params)[0] for tx in (auto, chosen))
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    new = optax.apply_updates(params, a)
+    assert np.asarray(new["kernel"]).any(axis=1).tolist() == [False] * 4 + [True] * 2
+    np.testing.assert_array_equal(np.asarray(new["bias"]), np.ones(2))  # not a 1-group leaf
+
+
+@pytest.mark.parametrize("every", [1, 3])
+@pytest.mark.parametrize(("t0", "t1"), [(2, 11), (4, None)])
+def test_every_and_end_step_follow_the_core_schedule_step_by_step(every, t0, t1):
+    """Zero incoming updates on distinct norms: after update t the non-zero groups are
+    `keep_at(t)` of the core's BudgetSchedule when `due(t)`, else unchanged (every > 1
+    exposes a period shifted by one step; `end_step=None` a ramp where there is none)."""
+    groups = 12
+    sched = sh.BudgetSchedule(groups, 3, begin_step=t0, end_step=t1, every=every)
+    w = jnp.asarray(np.arange(1.0, groups + 1)[::-1, None] * np.ones((1, 2)), jnp.float32)
+    tx = group_budget(3, begin_step=t0, end_step=t1, every=every)
+    step = jax.jit(tx.update)
+    p, state, expected = w, tx.init(w), groups
+    for t in range(1, 16):
+        updates, state = step(jnp.zeros_like(p), state, p)
+        p = optax.apply_updates(p, updates)
+        if sched.due(t):
+            expected = sched.keep_at(t)
+        assert int(jnp.sum(jnp.any(p != 0, axis=1))) == expected, t
+
+
+def test_old_positional_order_and_old_names_warn_once_each():
+    w = jnp.asarray(np.arange(1.0, 7.0)[:, None] * np.ones((1, 3)))
+    with pytest.warns(DeprecationWarning, match="group_axis, begin_step by position"):
+        old = group_budget(2, None, -1, 0)
+    new = group_budget(2, None, group_axis=-1, begin_step=0)
+    a, b = (tx.update(jnp.zeros_like(w.T), tx.init(w.T), w.T)[0] for tx in (old, new))
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    for alias, fn in ((l21_penalty, l21_norm), (group_hoyer_penalty, group_hoyer)):
+        with pytest.warns(DeprecationWarning, match=f"{alias.__name__} is deprecated"):
+            value = alias(w)
+        assert float(value) == float(fn(w))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the new names do not warn
+        l21_norm(w), group_hoyer(w), group_budget(2, None, group_axis=-1)
+
+
+def test_l20_project_never_hides_nan_under_jit():
+    """Bug 6 of issue 18: groups [inf, 1, nan, 3], room for one: the NaN group is kept (it
+    ranks first, then inf, then finite norms, ties to the lower index), as in the core."""
+    w = np.array([[np.inf, 0.0], [1.0, 0.0], [np.nan, 1.0], [0.0, 3.0]], np.float32)
+    project = jax.jit(l20_project, static_argnums=(1, 2))
+    for keep in range(1, 5):
+        got = np.asarray(project(jnp.asarray(w), keep, -2))
+        np.testing.assert_array_equal(got, sh.l20_project(w, keep, -2))
+    np.testing.assert_array_equal(
+        project(jnp.asarray(w), 1, -2), [[0, 0], [0, 0], [np.nan, 1], [0, 0]]
+    )
+    got = project_once(w, 1, -2)  # through group_budget: the NaN group is kept there too
+    assert np.isnan(got[2, 0]) and got[2, 1] == 1 and not got[[1, 3]].any()
+    # (the inf group's update is 0 - inf: apply_updates turns it into NaN, visible as well)
+
+
+def test_l20_project_many_ties_and_nonfinite_groups_like_core():
+    """More than 16 tied groups, with NaN and inf groups among them, ranked as the core."""
+    rng = np.random.default_rng(7)
+    norms = rng.choice([0.0, 1.0, 2.0, np.inf, np.nan], size=60, p=[0.2, 0.4, 0.3, 0.05, 0.05])
+    w = (norms[:, None] * np.ones((1, 2))).astype(np.float32)
+    project = jax.jit(l20_project, static_argnums=(1, 2))
+    for keep in (1, 5, 17, 30, 59):
+        np.testing.assert_array_equal(
+            np.asarray(project(jnp.asarray(w), keep, -2)), sh.l20_project(w, keep, -2)
+        )
+        np.testing.assert_array_equal(
+            np.asarray(project(jnp.asarray(w.T), keep, -1)), sh.l20_project(w.T, keep, -1)
+        )
 
 
 def test_sharded_hoyer_and_budget_equal_core(tmp_path):

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
-from sparsehead.adapters.optax import group_norms, l21_penalty, l21_prox
+from sparsehead.adapters.optax import group_norms, l21_norm, l21_prox
 
 import sparsehead as sh
 from tests.conformance import assert_same_nonfinite, expected_group_norms
@@ -40,7 +40,7 @@ def numpy(x) -> np.ndarray:
 def everything(x, t, group_axis, lam):
     """Penalty, group norms, gradient and prox in one jitted call: one compilation per shape
     (compiling is what costs time here, so each example compiles once)."""
-    value, grad = jax.value_and_grad(lambda w: lam * l21_penalty(w, group_axis))(x)
+    value, grad = jax.value_and_grad(lambda w: lam * l21_norm(w, group_axis))(x)
     return value, group_norms(x, group_axis), grad, l21_prox(x, t, group_axis)
 
 

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from sparsehead.adapters.optax import adamw_proximal_l21, l21_penalty, l21_prox, proximal_l21
+from sparsehead.adapters.optax import adamw_proximal_l21, l21_norm, l21_prox, proximal_l21
 
 import sparsehead as sh
 from tests.tolerances import assert_close
@@ -94,7 +94,7 @@ def test_penalty_gradient_in_a_jitted_adam_step_is_finite_at_zero_groups():
     def train_step(p, state):
         def loss(p):
             out = jnp.ones((1, 4)) @ p["proj"]["kernel"] @ p["head"]["kernel"] + p["head"]["bias"]
-            return jnp.sum(out**2) + 1e-2 * l21_penalty(p["head"]["kernel"])
+            return jnp.sum(out**2) + 1e-2 * l21_norm(p["head"]["kernel"])
 
         grads = jax.grad(loss)(p)
         updates, state = tx.update(grads, state, p)
@@ -134,11 +134,12 @@ def test_bfloat16_leaves_are_thresholded_in_float32_and_zeros_are_exact():
 @pytest.mark.parametrize(
     ("make", "error", "match"),
     [
-        (lambda: proximal_l21(0.1, -1.0), ValueError, "l21 must be finite"),
+        (lambda: proximal_l21(0.1, -1.0), ValueError, "l21 must be >= 0"),
         (lambda: proximal_l21(0.1, "a"), TypeError, "l21 must be a real"),
         (lambda: proximal_l21(0.1, True), TypeError, "l21 must be a real"),
         (lambda: proximal_l21(jnp.ones(2), 0.1), TypeError, "learning_rate must be a real"),
-        (lambda: proximal_l21(-0.1, 1.0), ValueError, "learning_rate must be finite"),
+        (lambda: proximal_l21(-0.1, 1.0), ValueError, "learning_rate must be >= 0"),
+        (lambda: proximal_l21(0.1, float("nan")), ValueError, "l21 must be finite"),
         (lambda: proximal_l21(0.1, 1.0, group_axis=0.5), TypeError, "group_axis must be an int"),
     ],
 )
@@ -147,14 +148,45 @@ def test_bad_arguments_raise_clear_errors(make, error, match):
         make()
 
 
-def test_update_needs_params_and_two_dimensional_leaves():
+def test_update_needs_params_and_none_targets_skip_vectors():
     params, grads = params_and_grads()
     tx = proximal_l21(0.1, 1.0)
     state = tx.init(params)
     with pytest.raises(ValueError, match="needs the params"):
         tx.update(grads, state)
-    with pytest.raises(ValueError, match=r"at least 2 dimensions.*use `targets`"):
-        tx.update(grads, state, params)  # the bias is 1-D and no mask leaves it out
+    # targets=None: every leaf with >= 2 dimensions, the same as choosing the two kernels
+    mask = {"head": {"kernel": True, "bias": False}, "proj": {"kernel": True}}
+    for make in (proximal_l21, adamw_proximal_l21):
+        a, b = (
+            tx.update(grads, tx.init(params), params)[0]
+            for tx in (make(0.1, 1.0), make(0.1, 1.0, mask))
+        )
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+            np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+        assert not np.array_equal(
+            np.asarray(a["head"]["kernel"]), np.asarray(grads["head"]["kernel"])
+        )
+
+
+@pytest.mark.parametrize("make", [proximal_l21, adamw_proximal_l21])
+@pytest.mark.parametrize(
+    ("leaf", "error", "match"),
+    [
+        (jnp.ones(3), ValueError, r"params\['head'\]\['bias'\] must have at least 2 dimensions"),
+        (jnp.ones((3, 2), jnp.int32), TypeError, r"\['bias'\] must be floating point"),
+        (jnp.ones((0, 2)), ValueError, r"params\['head'\]\['bias'\] must not be empty"),
+    ],
+)  # fmt: skip
+def test_a_refused_leaf_is_named_by_its_path(make, leaf, error, match):
+    params, grads = params_and_grads()
+    params["head"]["bias"], grads["head"]["bias"] = leaf, leaf
+    tx = make(0.1, 1.0, jax.tree.map(lambda _: True, params))
+    with pytest.raises(error, match=match):
+        tx.init(params)
+    valid = jax.tree.map(lambda x: x, params)
+    valid["head"]["bias"] = jnp.ones((3, 2))
+    with pytest.raises(error, match=match):  # and at update, under jit
+        jax.jit(tx.update)(grads, tx.init(valid), params)
 
 
 def test_adamw_proximal_l21_threshold_matches_closed_form_after_one_step():
