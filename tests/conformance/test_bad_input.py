@@ -225,6 +225,17 @@ L21_ENTRIES = {
 }
 
 
+def _torch_hoyer(hoyer):
+    _, a, model, _ = _torch()
+    return a.hoyer_regularization(model, hoyer, ["0"])
+
+
+HOYER_ENTRIES = {
+    "keras.GroupHoyer": lambda hoyer: _keras()[1].GroupHoyer(hoyer),
+    "torch.hoyer_regularization": _torch_hoyer,
+}
+
+
 # ---------------------------------------------------------------- the table
 
 
@@ -282,20 +293,15 @@ TABLE: list[tuple[Row, dict[str, Callable]]] = [
     ),
     (Row("l21-negative", "l21", -1.0, ValueError, "l21 must be >= 0"), L21_ENTRIES),
     (Row("l21-bool", "l21", True, TypeError, "l21 must be a real number"), L21_ENTRIES),
+    (Row("hoyer-negative", "hoyer", -1.0, ValueError, "hoyer must be >= 0"), HOYER_ENTRIES),
+    (Row("hoyer-bool", "hoyer", True, TypeError, "hoyer must be a real number"), HOYER_ENTRIES),
 ]
-
-# (row id, entry) -> why it fails today. Temporary: the adapters are being conformed (issue 18);
-# strict, so a row that starts to pass fails until its line here is removed.
-NOT_YET: dict[tuple[str, str], str] = {}
 
 
 def _cases():
     for row, entries in TABLE:
         for entry, call in entries.items():
-            marks = []
-            if (row.id, entry) in NOT_YET:
-                marks = [pytest.mark.xfail(strict=True, reason=NOT_YET[row.id, entry])]
-            yield pytest.param(row, call, id=f"{row.id}-{entry}", marks=marks)
+            yield pytest.param(row, call, id=f"{row.id}-{entry}")
 
 
 @pytest.mark.parametrize(("row", "call"), _cases())
