@@ -1,4 +1,10 @@
-"""The one Hypothesis strategy for the adapters' conformance suites (Keras, PyTorch, optax).
+"""The conformance suite: one set of test bodies over every backend (`backends.py`), and the
+one Hypothesis strategy for weights, which the per-framework suites use too.
+
+Layout: `backends.py` (the seam: one object per backend, the same operations through each
+public API), `keras_seam.py` (tensors and gradients on this process's Keras backend),
+`reference.py` (an independent float64 reference), `loops.py` (each framework's real training
+loop), `test_ops.py`, `test_loops.py`, `test_bad_input.py` (the bodies).
 
 Each suite passes its own `round_to(x, dtype)`, which rounds a float64 array to `dtype` in the
 form that suite hands to its framework (e.g. bfloat16 from ml_dtypes, or bfloat16 values held
