@@ -256,7 +256,25 @@ TABLE: list[tuple[Row, dict[str, Callable]]] = [
         ADAPTER_WEIGHT_OPS,
     ),
     (
+        Row(
+            "complex-weight",
+            "w",
+            np.ones((3, 2), np.complex64),
+            TypeError,
+            "w must be floating point",
+        ),
+        ADAPTER_WEIGHT_OPS,
+    ),
+    (
         Row("empty-weight", "w", np.ones((0, 3), np.float32), ValueError, "w must not be empty"),
+        WEIGHT_OPS,
+    ),
+    (
+        Row("empty-columns", "w", np.ones((3, 0), np.float32), ValueError, "w must not be empty"),
+        WEIGHT_OPS,
+    ),
+    (
+        Row("empty-3d", "w", np.ones((2, 0, 4), np.float32), ValueError, "w must not be empty"),
         WEIGHT_OPS,
     ),
     (
