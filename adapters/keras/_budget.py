@@ -41,7 +41,8 @@ def l20_project(w, keep, group_axis: int = -2):
     `resolve_keep`: 0 is refused), or a traced integer scalar in `[1, G]` (a data-dependent k
     under jit, not checked): the norms are sorted, the k-th largest `v` is the threshold,
     groups above it are kept and groups equal to it are kept in index order until k are kept.
-    Matches `sparsehead.l20_project` where float32 norms order the groups as float64 ones do.
+    Matches `sparsehead.l20_project` where float32 norms order the groups as float64 ones do,
+    with its ranking of non-finite groups: NaN first, then +inf, then finite norms.
 
     Returns:
         `w` with the dropped groups set to exactly 0 (kept groups unchanged), in `w`'s dtype.
@@ -52,12 +53,24 @@ def l20_project(w, keep, group_axis: int = -2):
     if isinstance(keep, numbers.Real):  # a Python number: the core's check (0 is refused)
         keep = resolve_keep(keep, n_groups)
     k = ops.cast(keep, "int32")
-    v = ops.take(ops.flip(ops.sort(g), axis=0), ops.clip(k - 1, 0, n_groups - 1))
-    above = g > v
-    tie = g == v
-    room = k - ops.sum(ops.cast(above, "int32"))  # places left for groups equal to v (0 if k=0)
+    # The core's ranking: NaN groups first, then +inf, then finite norms descending; ties (NaN
+    # with NaN included) to the lower index. A NaN is never dropped before a finite group.
+    nan = ops.isnan(g)
+    inf = ops.isinf(g)
+    fin = ops.logical_not(ops.logical_or(nan, inf))
+    n_nan = ops.sum(ops.cast(nan, "int32"))
+    n_inf = ops.sum(ops.cast(inf, "int32"))
+    keep_nan = ops.logical_and(nan, ops.cumsum(ops.cast(nan, "int32")) <= k)
+    keep_inf = ops.logical_and(inf, ops.cumsum(ops.cast(inf, "int32")) <= k - n_nan)
+    k_fin = k - n_nan - n_inf  # places left for finite groups (<= 0: none)
+    gf = ops.where(fin, g, -ops.ones_like(g))  # non-finite below every finite norm (>= 0)
+    v = ops.take(ops.flip(ops.sort(gf), axis=0), ops.clip(k_fin - 1, 0, n_groups - 1))
+    above = ops.logical_and(fin, gf > v)
+    tie = ops.logical_and(fin, gf == v)
+    room = k_fin - ops.sum(ops.cast(above, "int32"))  # places left for groups equal to v
     rank = ops.cumsum(ops.cast(tie, "int32"))  # 1, 2, ... among the ties, in index order
-    kept = ops.logical_or(above, ops.logical_and(tie, rank <= room))
+    keep_fin = ops.logical_or(above, ops.logical_and(tie, rank <= room))
+    kept = ops.logical_or(ops.logical_or(keep_nan, keep_inf), keep_fin)
     shape = [1] * len(w.shape)
     shape[normalize_axis(group_axis, len(w.shape))] = n_groups
     return ops.where(ops.reshape(kept, shape), w, ops.zeros_like(w))

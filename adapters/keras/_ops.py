@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from keras import backend, ops
 
-from sparsehead._validation import check_float_dtype, check_group_axis, check_nonempty
+from sparsehead import _validation
 
 __all__ = [
     "check_weight",
@@ -34,25 +34,23 @@ def compute_dtype(dtype) -> str:
 def normalize_axis(group_axis: int, ndim: int) -> int:
     """`group_axis` as a non-negative index into `ndim` axes (the core's `check_group_axis`):
     TypeError for a non-int, ValueError when out of range."""
-    return check_group_axis(group_axis, ndim)
+    return _validation.check_group_axis(group_axis, ndim)
 
 
 def check_weight(w, group_axis: int, name: str = "w") -> int:
-    """Check a weight before any tensor work, with the core's messages; returns the axis.
+    """The core's `check_weight` on a tensor or variable, before any tensor work (so an empty
+    weight is a ValueError naming `name`, not TensorFlow's "Cannot compute the max of an empty
+    tensor"; an integer one a TypeError); returns `group_axis` as a non-negative index.
 
-    `w` needs at least 2 dimensions, a floating-point dtype (TypeError otherwise: an integer
-    weight has no fractional step, prox or projection), a valid `group_axis` and, where its
-    shape is static, at least one element (ValueError: TensorFlow would fail later with "Cannot
-    compute the max of an empty tensor").
+    A dimension unknown while tracing skips only the emptiness check.
     """
-    shape = tuple(w.shape)
+    dtype, shape = backend.standardize_dtype(w.dtype), tuple(w.shape)
+    if all(n is not None for n in shape):
+        return _validation.check_weight(dtype, shape, group_axis, name)
+    _validation.check_float_dtype(dtype, name)
     if len(shape) < 2:
         raise ValueError(f"{name} must have at least 2 dimensions; got shape {shape}")
-    check_float_dtype(backend.standardize_dtype(w.dtype), name)
-    ax = check_group_axis(group_axis, len(shape))
-    if all(n is not None for n in shape):
-        check_nonempty(shape, ax, name)
-    return ax
+    return _validation.check_group_axis(group_axis, len(shape))
 
 
 def safe_norm(x, axis, keepdims: bool = False):

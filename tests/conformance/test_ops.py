@@ -182,10 +182,7 @@ def tied_groups(draw, dtypes, nonfinite: bool):
 
 
 @pytest.mark.parametrize("nonfinite", [False, True], ids=["finite", "nan-inf"])
-def test_l20_project_ties_go_to_the_lower_index(backend, nonfinite, request):
-    if nonfinite and backend.name.startswith("keras"):  # temporary: issue 18 in progress
-        reason = "Keras l20_project hides a NaN group (ranks it last)"
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+def test_l20_project_ties_go_to_the_lower_index(backend, nonfinite):
     """More than 16 exactly tied groups: the lower index wins, as in the reference ranking
     (NaN, then +inf, then finite norms descending). The core refuses no NaN here: a projection
     never hides a NaN."""
