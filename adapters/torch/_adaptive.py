@@ -33,13 +33,19 @@ from ._targets import resolve
 __all__ = ["MEASURES", "AdaptiveL21"]
 
 
+def _acc(p: torch.Tensor) -> torch.dtype:
+    return torch.float64 if p.dtype == torch.float64 else torch.float32
+
+
 def measure_of(w: torch.Tensor, group_axis: int, measure: str) -> float:
-    """`measure` of `w` as a fraction of its groups (the core's `measure_fraction`)."""
-    x = w.detach().to("cpu")
-    x = x.double() if x.dtype == torch.float64 else x.float()
-    if not torch.isfinite(x).all():
+    """`measure` of `w` as a fraction of its groups (the core's `measure_fraction`).
+
+    The one read from the device of `AdaptiveL21`, once per update (every `every` steps)."""
+    x = w.detach().to("cpu")  # the copy to the host: everything after runs there
+    x = (x.double() if x.dtype == torch.float64 else x.float()).numpy()
+    if not np.isfinite(x).all():
         raise ValueError("targets: a chosen weight holds NaN or inf; λ cannot be updated")
-    return measure_fraction(x.numpy(), group_axis, measure)
+    return measure_fraction(x, group_axis, measure)
 
 
 class AdaptiveL21:
@@ -82,6 +88,12 @@ class AdaptiveL21:
             `nn.Linear`, `1` for `nn.Conv*d`), as `ProximalL21` does.
         prox: an optional `ProximalL21`, whose strength follows `λ`.
 
+    On an accelerator: `step()` between updates reads nothing from the device (the step count
+    is a host int), and `penalty()` multiplies by `λ` held as a 0-d tensor on each weight's
+    device (filled in place at an update, so a compiled step does not recompile). An update
+    reads the weights to the host once (the core's `measure_fraction` and `DualAscent` run
+    there): one read per `every` steps, the only one; keep `step()` outside a compiled step.
+
     Attributes: `l21` (the current `λ`, a float), `measure_value` (the last `s`, `None`
     before the first update), `history` (a list of `(step, λ, s)` per update, for logging),
     `controller` (the core's `DualAscent`).
@@ -121,6 +133,7 @@ class AdaptiveL21:
         else:
             resolved = resolve(targets, group_axis)
             self.targets, self._axes = [c.param for c in resolved], [c.axis for c in resolved]
+        self._strengths = [torch.zeros((), dtype=_acc(p), device=p.device) for p in self.targets]
         self.l21 = self.controller.clip(check_positive(l21, "l21"))
         c = self.controller
         self.target, self.measure, self.dual_lr = c.target, c.measure, c.dual_lr
@@ -131,6 +144,17 @@ class AdaptiveL21:
         self.measure_value: float | None = None
         self.history: list[tuple[int, float, float]] = []
         self._sync_prox()
+
+    @property
+    def l21(self) -> float:
+        """`λ` now (a float; kept as a 0-d tensor on each weight's device too)."""
+        return self._l21
+
+    @l21.setter
+    def l21(self, value: float) -> None:
+        self._l21 = float(value)
+        for s in self._strengths:
+            s.fill_(self._l21)  # in place, on the device: no copy, no recompile
 
     def _sync_prox(self) -> None:
         if self.prox is not None:
@@ -149,8 +173,12 @@ class AdaptiveL21:
 
     def penalty(self) -> torch.Tensor:
         """`λ * sum_W ||W||_{2,1}` over the targets, to add to the loss (a 0-d tensor)."""
-        return self.l21 * sum(
-            l21_norm(p, ax) for p, ax in zip(self.targets, self._axes, strict=True)
+        for i, p in enumerate(self.targets):
+            if self._strengths[i].device != p.device:  # the model moved: once
+                self._strengths[i] = self._strengths[i].to(p.device)
+        return sum(
+            s * l21_norm(p, ax)
+            for s, p, ax in zip(self._strengths, self.targets, self._axes, strict=True)
         )
 
     def update(self) -> float:

@@ -25,21 +25,25 @@ from ._targets import resolve
 __all__ = ["GroupBudget", "l20_project", "l20_project_"]
 
 
-def _kept_groups(w: torch.Tensor, ax: int, keep) -> torch.Tensor:
-    """Bool mask, broadcastable against `w`: the `k` groups ranked first by the core's rule
+def _ranks(w: torch.Tensor, ax: int) -> torch.Tensor:
+    """The rank of each group (0 first, int64), broadcastable against `w`, by the core's rule
     (`sparsehead.budget.rank_groups`): a group holding NaN first, then +inf, then the finite
-    norms descending; ties to the lower index (stable sorts)."""
+    norms descending; ties to the lower index (stable sorts). Computed on the device."""
     g = _norms_keepdim(w.detach(), ax)
     dims = tuple(d for d in range(w.ndim) if d != ax)
     nan = w.detach().isnan().any(dim=dims, keepdim=True).reshape(-1)
     flat = g.reshape(-1)
-    k = resolve_keep(keep, flat.numel())
     # two stable sorts: by norm descending (NaN set aside as 0), then NaN groups to the front
     order = torch.sort(torch.where(nan, 0.0, flat), descending=True, stable=True).indices
     order = order[torch.sort((~nan[order]).to(torch.uint8), stable=True).indices]
-    mask = torch.zeros(flat.shape, dtype=torch.bool, device=flat.device)
-    mask[order[:k]] = True
-    return mask.reshape(g.shape)
+    places = torch.arange(order.numel(), device=order.device)
+    return torch.empty_like(order).scatter_(0, order, places).reshape(g.shape)
+
+
+def _kept_groups(w: torch.Tensor, ax: int, k: int | torch.Tensor) -> torch.Tensor:
+    """Bool mask, broadcastable against `w`: the `k` first-ranked groups (`k` an int, or a
+    0-d integer tensor on `w`'s device: no host read)."""
+    return _ranks(w, ax) < k
 
 
 def l20_project(w: torch.Tensor, keep: int | float, group_axis: int = -1) -> torch.Tensor:
@@ -67,7 +71,7 @@ def l20_project(w: torch.Tensor, keep: int | float, group_axis: int = -1) -> tor
 def l20_project_(w: torch.Tensor, keep: int | float, group_axis: int = -1) -> torch.Tensor:
     """In-place `l20_project`: zero all but the `k` first-ranked groups of `w`; return it."""
     ax = _check_weight(w, group_axis)
-    return w.masked_fill_(~_kept_groups(w, ax, keep), 0)
+    return w.masked_fill_(~_kept_groups(w, ax, resolve_keep(keep, w.shape[ax])), 0)
 
 
 class GroupBudget:
@@ -100,6 +104,13 @@ class GroupBudget:
     optimizer post-step hook (skipped steps, e.g. by `GradScaler`, are then not counted).
     `current_keep` gives the budgets now, for logging; `state_dict()` / `load_state_dict()`
     carry the step count across a checkpoint.
+
+    A step reads nothing back to the host, and compiles (`torch.compile(fullgraph=True)`)
+    into one graph for every step: the step count `t` is a 0-d tensor on each weight's
+    device, `k(t) = G - count(t >= T)` with `T` the core's `BudgetSchedule.drop_steps()`, and
+    a step that is not due (or keeps every group) applies an all-true mask. The price: the
+    group norms and their ranks are computed at every step, also between due steps.
+    `step_count` (a host int) is read from the device when asked for, e.g. at a checkpoint.
     """
 
     @legacy("GroupBudget", lead=2, order=("keep", "targets"))
@@ -135,7 +146,23 @@ class GroupBudget:
         self.optimizer = optimizer
         self.targets = [c.param for c in resolved]
         self.group_axis = group_axis
-        self.step_count = 0
+        # on each weight's device: the steps counted, and the steps at which k drops
+        self._counts = [torch.zeros((), dtype=torch.int64, device=p.device) for p in self.targets]
+        self._drops = [
+            torch.as_tensor(s.drop_steps(), dtype=torch.int64).to(p.device)
+            for s, p in zip(self.schedules, self.targets, strict=True)
+        ]
+
+    @property
+    def step_count(self) -> int:
+        """Optimizer steps counted so far (a host int: one read from the device)."""
+        return int(self._counts[0])
+
+    @step_count.setter
+    def step_count(self, value: int) -> None:
+        value = check_int(value, "step_count", low=0)
+        for count in self._counts:
+            count.fill_(value)
 
     def budgets(self, step: int) -> list[int]:
         """`k(step)` for each chosen weight (the core's `BudgetSchedule.keep_at`)."""
@@ -148,13 +175,21 @@ class GroupBudget:
 
     @torch.no_grad()
     def step(self) -> None:
-        """Count one optimizer step; project the chosen weights if this step is due."""
-        self.step_count += 1
-        t = self.step_count
-        for p, ax, schedule in zip(self.targets, self._axes, self.schedules, strict=True):
-            k = schedule.keep_at(t)
-            if schedule.due(t) and k < schedule.groups:
-                l20_project_(p, k, ax)
+        """Count one optimizer step; project the chosen weights if this step is due.
+
+        On the device, with no host read: `k(t) = G - count(t >= T)`, and a step that is not
+        due keeps every group (the core's `keep_at` and `due`, as tensors)."""
+        for i, (p, ax, schedule) in enumerate(
+            zip(self.targets, self._axes, self.schedules, strict=True)
+        ):
+            count, drops = self._counts[i], self._drops[i]
+            if count.device != p.device:  # the model moved after this was built: once
+                count = self._counts[i] = count.to(p.device)
+                drops = self._drops[i] = drops.to(p.device)
+            t = count.add_(1)
+            k = schedule.groups - (t >= drops).sum()
+            kept = torch.where(t % schedule.every == 0, k, schedule.groups)
+            p.masked_fill_(~_kept_groups(p, ax, kept), 0)
 
     def attach(self) -> torch.utils.hooks.RemovableHandle:
         """Run `step()` after every `optimizer.step()`; returns a handle with `.remove()`."""
@@ -164,7 +199,7 @@ class GroupBudget:
         return {"step_count": self.step_count}
 
     def load_state_dict(self, state: dict) -> None:
-        self.step_count = check_int(state["step_count"], "step_count", low=0)
+        self.step_count = state["step_count"]
 
     @torch.no_grad()
     def nonzero_groups(self) -> list[int]:

@@ -106,13 +106,17 @@ def on_state_owner(
     compute: Callable[[torch.optim.Optimizer, dict], torch.Tensor],
     size: int,
     dtype: torch.dtype,
+    *,
+    check: bool = True,
 ) -> torch.Tensor:
     """`compute(optimizer, param_group)` -> `(size,)`, on the rank that holds `p`'s state.
 
     For a plain optimizer this is `compute(optimizer, group of p)`. Under ZeRO the owner rank
     computes it with its local optimizer and broadcasts the `size` values to the other ranks of
     the optimizer's process group (a collective: every rank must call it, in the same order).
-    If `compute` raises on the owner, every rank raises `ValueError`.
+    If `compute` raises on the owner, every rank raises `ValueError`; the other ranks learn it
+    from the broadcast values, a read on the host, done only while `check` (the state, once
+    there, does not go away: callers check until the first success).
     """
     if not is_zero(optimizer):
         return compute(optimizer, _group_of(optimizer, p))
@@ -129,7 +133,7 @@ def on_state_owner(
     dist.broadcast(out, src=dist.get_global_rank(pg, owner), group=pg)
     if error is not None:
         raise error
-    if out.isnan().all():
+    if check and out.isnan().all():
         raise ValueError(
             f"a parameter of shape {tuple(p.shape)} has no optimizer state on its ZeRO owner "
             f"rank {owner}; call it after optimizer.step()"

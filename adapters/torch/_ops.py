@@ -96,7 +96,9 @@ def _factor(weight: torch.Tensor, ax: int, threshold: float | torch.Tensor) -> t
     """Per-group shrink factor `max(0, 1 - t_j / g_j)`, broadcastable against `weight`."""
     g = _norms_keepdim(weight, ax)
     if isinstance(threshold, torch.Tensor):
-        t = threshold.to(device=g.device, dtype=g.dtype)
+        # a 0-d threshold stays where it is (one on the host mixes with device tensors as a
+        # scalar, with no copy); only a per-group one is moved to the norms' device
+        t = threshold.to(dtype=g.dtype) if threshold.ndim == 0 else threshold.to(g.device, g.dtype)
         if t.ndim > 0:
             if t.numel() != weight.shape[ax]:
                 raise ValueError(
@@ -105,7 +107,10 @@ def _factor(weight: torch.Tensor, ax: int, threshold: float | torch.Tensor) -> t
                 )
             t = like(t.reshape(g.shape), g)
     else:
-        t = torch.tensor(check_nonnegative(threshold, "threshold"), dtype=g.dtype, device=g.device)
+        # filled on the device, not copied from the host (a copy waits for the device)
+        t = torch.full(
+            (), check_nonnegative(threshold, "threshold"), dtype=g.dtype, device=g.device
+        )
     # g > t >= 0 keeps 0/0 out of the chosen branch; the other branch is discarded.
     return torch.where(g > t, 1 - t / torch.where(g > t, g, torch.ones_like(g)), 0.0)
 

@@ -8,6 +8,7 @@ Unlike the penalty's subgradient, it sets weak groups to exactly 0.
 from __future__ import annotations
 
 import functools
+import math
 import warnings
 from collections.abc import Iterable
 from typing import Literal
@@ -18,13 +19,32 @@ from torch import nn
 from sparsehead._validation import check_choice, check_nonnegative
 
 from .._deprecation import legacy
-from ._dist import local_optimizer, on_state_owner, whole
+from ._dist import is_zero, local_optimizer, on_state_owner, whole
 from ._ops import _norms_keepdim, l21_prox_
 from ._targets import resolve
 
-__all__ = ["ProximalL21", "is_adam_like"]
+__all__ = ["ProximalL21", "bias_correction2", "is_adam_like"]
 
 _PRECONDITIONS = ("auto", "adam", "lr")
+
+
+def bias_correction2(
+    beta2: float | torch.Tensor, step: torch.Tensor | float, dtype: torch.dtype
+) -> torch.Tensor:
+    """Adam's `1 - beta2^k` as a 0-d tensor on `step`'s device, with no read of `step`.
+
+    `k` is Adam's `state["step"]`: a tensor on the host (plain Adam), or on the device
+    (`capturable=True`, `fused=True`). Computed as `-expm1(k * log(beta2))`, which keeps
+    the relative precision of `dtype` when `beta2^k` is close to 1 (`1 - 0.999` in float32
+    loses 4 digits to cancellation; `expm1` loses none).
+    """
+    if not isinstance(step, torch.Tensor):  # an old or hand-made state: a host number
+        step = torch.tensor(step)
+    if isinstance(beta2, torch.Tensor):
+        log_beta2 = torch.log(beta2.to(dtype))
+    else:
+        log_beta2 = math.log(beta2) if beta2 > 0 else -math.inf
+    return -torch.expm1(step.to(dtype) * log_beta2)
 
 
 def is_adam_like(optimizer: torch.optim.Optimizer) -> bool:
@@ -40,6 +60,12 @@ class ProximalL21:
     `prox(W)_j = max(0, 1 - t_j / ||W_j||_2) * W_j` and `t = lr * l21`, where `lr` is the
     learning rate of the parameter group that holds `W`, read at every step (so schedulers and
     per-group learning rates are honoured).
+
+    Nothing is read back to the host at a step: a tensor learning rate (`lr=torch.tensor(...)`)
+    and Adam's step count (a tensor, on the device under `capturable=True` or `fused=True`)
+    enter the threshold as tensors, and `l21` is held as a 0-d tensor on each weight's device
+    (setting `prox.l21` fills it in place), so a `torch.compile`d step does not recompile
+    when `l21` changes.
 
     The Adam-aware threshold (`precondition="adam"`, and `"auto"` under Adam/AdamW) divides
     the threshold of group `j` by Adam's preconditioner averaged over the group,
@@ -106,11 +132,28 @@ class ProximalL21:
                 )
             self._groups.append(found[0])
         self.optimizer = optimizer
-        self.l21 = float(l21)
+        self._l21 = float(l21)
+        acc = [torch.float64 if p.dtype == torch.float64 else torch.float32 for _, p, _ in chosen]
+        self._strengths = [
+            torch.full((), self._l21, dtype=a, device=p.device)
+            for (_, p, _), a in zip(chosen, acc, strict=True)
+        ]
+        self._state_checked = False  # under ZeRO: whether the owner's state was seen once
         self.names = [name for name, _, _ in chosen]
         self.targets = [p for _, p, _ in chosen]
         self.group_axis = group_axis
         self.precondition = precondition
+
+    @property
+    def l21(self) -> float:
+        """`lambda`, the strength (a float; kept as a tensor on each weight's device too)."""
+        return self._l21
+
+    @l21.setter
+    def l21(self, value: float) -> None:
+        self._l21 = check_nonnegative(value, "l21")
+        for s in self._strengths:
+            s.fill_(self._l21)  # in place, on the device: no copy, no recompile
 
     @property
     def lam(self) -> float:
@@ -122,11 +165,21 @@ class ProximalL21:
         """Deprecated name of `targets`."""
         return self.targets
 
-    def thresholds(self) -> list[float | torch.Tensor]:
-        """The threshold for each chosen parameter now: a float, or one value per group."""
+    def thresholds(self) -> list[torch.Tensor]:
+        """The threshold of each chosen parameter now: a 0-d tensor (`"lr"`) or one value per
+        group (`"adam"`), on the parameter's device, float32 (float64 for float64 weights)."""
         out = []
-        for p, ax, group in zip(self.targets, self._axes, self._groups, strict=True):
-            t = float(group["lr"]) * self.l21
+        for i, (p, ax, group) in enumerate(
+            zip(self.targets, self._axes, self._groups, strict=True)
+        ):
+            strength = self._strengths[i]
+            if strength.device != p.device:  # the model moved after this was built: once
+                strength = self._strengths[i] = strength.to(p.device)
+            lr = group["lr"]
+            if isinstance(lr, torch.Tensor):
+                # kept on its device: a 0-d tensor on the host enters as a scalar, no copy
+                lr = lr.to(dtype=strength.dtype)
+            t = lr * strength
             if self.precondition == "adam":
                 t = t / self._adam_denominator(p, ax, group)
             out.append(t)
@@ -136,7 +189,14 @@ class ProximalL21:
         # under ZeroRedundancyOptimizer only the owner rank holds the state: it computes, sends
         acc = torch.float64 if p.dtype == torch.float64 else torch.float32
         compute = functools.partial(self._local_adam_denominator, p, ax)
-        return on_state_owner(self.optimizer, p, compute, p.shape[ax], acc)
+        if not is_zero(self.optimizer):
+            return compute(self.optimizer, group)
+        # under ZeRO, whether the owner had a state is read on the host: once, as it stays
+        out = on_state_owner(
+            self.optimizer, p, compute, p.shape[ax], acc, check=not self._state_checked
+        )
+        self._state_checked = True
+        return out
 
     def _local_adam_denominator(self, p, ax: int, optimizer, group: dict) -> torch.Tensor:
         state = optimizer.state.get(p, {})
@@ -146,10 +206,10 @@ class ProximalL21:
                 "precondition='adam' needs Adam/AdamW state ('exp_avg_sq', 'step') for every "
                 "chosen parameter; call it after optimizer.step()"
             )
-        beta2 = float(group["betas"][1])
-        step = float(state["step"])
-        v = state[key].to(torch.float64 if p.dtype == torch.float64 else torch.float32)
-        d = (v / (1 - beta2**step)).sqrt() + float(group["eps"])
+        acc = torch.float64 if p.dtype == torch.float64 else torch.float32
+        # no host read: the step and the betas may be tensors (on the device)
+        correction = bias_correction2(group["betas"][1], state["step"], acc)
+        d = (state[key].to(acc) / correction).sqrt() + group["eps"]
         dims = tuple(i for i in range(p.ndim) if i != ax)
         return whole(d.mean(dim=dims))  # (G,), plain: a sharded state is reduced first
 

@@ -8,6 +8,7 @@ from sparsehead.adapters.lightning import SparseHead
 
 import sparsehead as sh
 from tests.tolerances import assert_close
+from tests.torch.host_reads import host_reads
 from tests.workers import run_worker
 
 from . import lightning_worker as lw
@@ -66,6 +67,20 @@ def test_logged_measures_are_those_of_the_final_weight():
     logged = trainer.callback_metrics
     for key in ("l21", "groups_95_energy", "frac_below_1pct", "zero_groups"):
         assert_close(float(logged[f"sparsehead/net.2.weight/{key}"]), summary[key], "float32")
+
+
+@pytest.mark.parametrize("mode", ["penalty", "prox"])
+def test_training_reads_nothing_on_the_host_but_the_logs(mode):
+    """A whole fit: the callback's penalty and prox read no tensor value on the host (on a
+    GPU each read would wait for the device); with logging on, only the logged measures do,
+    once per log: at optimizer steps 0, 2 and 4 (one copy of the group norms each)."""
+    with host_reads() as reads:
+        lw.fit([SparseHead(lw.L21, "net.2", mode=mode, log_every_n_steps=0)], batch_size=8)
+    assert reads == []
+    with host_reads() as reads:
+        lw.fit([SparseHead(lw.L21, "net.2", mode=mode, log_every_n_steps=2)], batch_size=8)
+    assert all("lightning.py" in r for r in reads)
+    assert sorted(r.split()[0] for r in reads) == ["cpu"] * 3 + ["numpy"] * 3
 
 
 class LateNet(lw.Net):
