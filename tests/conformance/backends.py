@@ -199,7 +199,8 @@ class Keras(Backend):
         )
 
     def l20_project(self, w, keep, group_axis):
-        return self._out(self.a.l20_project(self.tensor(w), keep, group_axis))
+        project = lambda x: self.a.l20_project(x, keep, group_axis)  # noqa: E731
+        return self._out(kseam.run(project, self.tensor(w)))
 
     def hoyer_value_and_grad(self, w, group_axis):
         value, grad = kseam.value_and_grad(
