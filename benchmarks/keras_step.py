@@ -116,7 +116,7 @@ def _worker(backend: str, what: str, quick: bool) -> list[dict]:
                  vs_l2, 1.02, l21, l2),
         ]  # fmt: skip
     plain, prox = _model(sizes), _model(sizes)
-    cb = ProximalL21(prox.layers[-1], l21=1e-4)
+    cb = ProximalL21(1e-4, prox.layers[-1])
     cb.set_model(prox)
     prox.optimizer.build(prox.trainable_variables)  # the slots the threshold reads
     cb.on_train_begin()  # installs the prox as the kernel's constraint, recompiles the step
