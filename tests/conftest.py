@@ -19,4 +19,9 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.register_profile("thorough", parent=settings.get_profile("default"), max_examples=500)
+# CI (.ci/run sets HYPOTHESIS_PROFILE=ci): the same examples on every run, so CI cannot fail at
+# random; explore with `thorough` locally and pin each find with @example.
+settings.register_profile(
+    "ci", parent=settings.get_profile("default"), derandomize=True, database=None
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
