@@ -11,8 +11,9 @@ A run whose output folder is `OUT` works in the sibling folder `OUT.partial/`:
 3. When training and evaluation are done, every result file is written into `OUT.partial/`,
    `results.json` last (`write_atomic`): a `results.json` in `OUT.partial/` marks a finished
    run whose move was not done yet.
-4. `commit` moves the finished folder into place with one `os.rename`: `OUT/` then holds all
-   of the run's files, never some of them, and never files of two runs.
+4. `commit` deletes the epoch backups (a finished run keeps no resume state) and moves the
+   finished folder into place with one `os.rename`: `OUT/` then holds all of the run's
+   files, never some of them, and never files of two runs.
 
 `--overwrite` of a finished `OUT`: the old run stays untouched until the new one has finished;
 then `commit` renames `OUT` to `OUT.old`, renames `OUT.partial` to `OUT`, and deletes
@@ -41,6 +42,7 @@ from typing import Literal
 from .errors import UsageError
 
 __all__ = [
+    "BACKUP",
     "FAULT_ENV",
     "RESUMABLE",
     "Status",
@@ -59,6 +61,8 @@ __all__ = [
 Status = Literal["absent", "interrupted", "complete"]
 
 CONFIG, RESULTS = "config.json", "results.json"
+#: The epoch backups (Keras' BackupAndRestore) of a run that has not finished.
+BACKUP = Path("checkpoints") / "backup"
 
 #: Keys of a run's configuration that may differ when it is resumed: where its output goes and
 #: how much it prints. `epochs` may also be raised (the run then trains for longer); nothing
@@ -219,6 +223,7 @@ def commit(out: Path | str) -> None:
     if not _finished(partial):
         raise RuntimeError(f"commit: {partial} has no {RESULTS}; the run has not finished")
     fault_point("commit")
+    shutil.rmtree(partial / BACKUP, ignore_errors=True)  # a finished run keeps no resume state
     if out.exists():
         if old.exists():
             shutil.rmtree(old)  # a leftover of an earlier swap: `out` is finished (settle)
