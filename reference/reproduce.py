@@ -252,7 +252,9 @@ def _method_report(method: str, runs: list[Run], results: list[dict], seeds, tra
 
 
 def _write_method(out: Path, report: dict, runs: list[Run]) -> None:
-    """table.md, comparison.json, spectra_overlay.png and reproduce.json of one method."""
+    """table.md, comparison.json, spectra_overlay.png and reproduce.json of one method, each
+    written whole (`rundir.write_atomic`); `rundir.fault_point('grid-table')` between the
+    first two is a test hook (a no-op in normal use)."""
     method, dataset, seeds = report["method"], report["dataset"], report["seeds"]
     out.mkdir(parents=True, exist_ok=True)
     rundir.write_atomic(out / "table.md", report["table"] + "\n")
