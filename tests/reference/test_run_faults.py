@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -180,3 +184,106 @@ def test_write_atomic_failure_keeps_the_old_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         rundir.write_atomic(path, "new")
     assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["table.md"]
+
+
+# -- a real run killed at each point (subprocesses; the TensorFlow pass only) ---------------
+# The folder protocol does not depend on the backend, and test_resume.py checks bit-exact
+# resumption in-process on every backend; these cases check the script end to end, once.
+_tf_only = pytest.mark.skipif(
+    os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow",
+    reason="the folder protocol is backend-independent: checked once, in the TensorFlow pass",
+)
+TINY = ["--dataset", "digits", "--train-size", "256", "--test-size", "100", "--batch-size",
+        "64", "--epochs", "2", "--head-hidden", "16", "--head-dim", "8", "--quiet"]  # fmt: skip
+
+
+def _train(out: Path, *flags: str, fault: str | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != rundir.FAULT_ENV}
+    env.update(KERAS_BACKEND="tensorflow", MPLBACKEND="Agg")
+    if fault:
+        env[rundir.FAULT_ENV] = fault
+    cmd = [sys.executable, str(ROOT / "reference" / "train_simclr.py"), *TINY, "--out", str(out)]
+    return subprocess.run([*cmd, *flags], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+
+
+def _outcome(out: Path) -> dict:
+    """What must not depend on interruptions: the files, the settings, every epoch's logs
+    (not their seconds) and every metric."""
+    res = json.loads((out / "results.json").read_text())
+    history = [{k: v for k, v in h.items() if k != "seconds"} for h in res["history"]]
+    files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    cfg = {k: v for k, v in res["config"].items() if k != "out"}
+    return {"files": files, "config": cfg, "history": history,
+            "metrics": res["metrics"], "epochs": res["epochs_completed"]}  # fmt: skip
+
+
+def _only_out(out: Path) -> None:
+    """Exactly one folder for the run: no work folder, no old run left beside it."""
+    assert sorted(p.name for p in out.parent.iterdir()) == [out.name]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("uninterrupted") / "run"
+    proc = _train(out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, _outcome(out)
+
+
+@_tf_only
+@pytest.mark.parametrize("point", ["batch", "epoch-1"])
+def test_sigkill_during_training_then_resume(tmp_path, uninterrupted, point):
+    out = tmp_path / "run"
+    assert _train(out, fault=point).returncode == -signal.SIGKILL
+    assert not out.exists() and rundir.status(out) == "interrupted"
+    # The same command refuses to discard the interrupted run and names --resume.
+    again = _train(out)
+    assert again.returncode == 2 and "add --resume to continue" in again.stderr
+    resumed = _train(out, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert _outcome(out) == uninterrupted[1]
+    _only_out(out)
+
+
+@_tf_only
+def test_sigint_is_one_line_exit_130_then_resume(tmp_path, uninterrupted):
+    out = tmp_path / "run"
+    proc = _train(out, fault="epoch-1:INT")
+    assert proc.returncode == 130
+    assert proc.stderr.strip().splitlines()[-1:] == [INTERRUPTED]
+    assert "Traceback" not in proc.stderr and "KeyboardInterrupt" not in proc.stderr
+    resumed = _train(out, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert json.loads((out / "results.json").read_text())["timing"]["epochs_this_session"] == 1
+    assert _outcome(out) == uninterrupted[1]
+    _only_out(out)
+
+
+@_tf_only
+def test_sigkill_between_results_and_move_keeps_the_finished_run(tmp_path, uninterrupted):
+    out = tmp_path / "run"
+    assert _train(out, fault="commit").returncode == -signal.SIGKILL
+    assert not out.exists()
+    # The rerun finds the finished run, moves it into place and does not train it again.
+    again = _train(out)
+    assert again.returncode == 2 and "pass --overwrite" in again.stderr
+    assert _outcome(out) == uninterrupted[1]
+    _only_out(out)
+
+
+@_tf_only
+def test_sigkill_while_overwrite_swaps_never_leaves_neither(tmp_path, uninterrupted):
+    out = tmp_path / "run"
+    shutil.copytree(uninterrupted[0], out)
+    old = json.loads((out / "results.json").read_text())
+    # Another run (seed 1) replaces it, killed between moving the old one aside and the new
+    # one into place.
+    proc = _train(out, "--overwrite", "--seed", "1", fault="swap")
+    assert proc.returncode == -signal.SIGKILL
+    assert not out.exists() and rundir.old_dir(out).is_dir()
+    assert rundir.status(out) == "complete"  # the next command finishes the move
+    new = json.loads((out / "results.json").read_text())
+    assert new["config"]["seed"] == 1 and new["metrics"] != old["metrics"]
+    assert _outcome(out)["files"] == uninterrupted[1]["files"]
+    _only_out(out)
