@@ -5,21 +5,24 @@ Precedence: explicit flags > `--preset` > the method's CPU-sized defaults
 settings only one method reads: `temperature`, `tau`, `lambda_offdiag`).
 
 Building the parser imports no deep-learning framework (`--help` answers at once): the choices
-come from `names.py` and `data.py`, and `main` imports the training code only after parsing.
+come from `names.py` and `data.py`, and `main` imports the training code only after parsing
+and after the run's checks (`checks.check`: flags, dataset, `--out`), so that a mistake
+answers in about a second with one `error: ...` line and exit status 2 (`errors.main_guard`).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import sys
 
 from .data import list_datasets
+from .errors import main_guard
 from .names import BACKBONES, HEADS
 from .presets import DEFAULTS, METHOD_DEFAULTS, PRESETS
 
 __all__ = [
     "METHOD_DEFAULTS",
+    "Parser",
     "config_from_args",
     "import_training",
     "main",
@@ -36,6 +39,13 @@ def parse_keep(text: str) -> int | float:
         raise argparse.ArgumentTypeError(f"not an int or a fraction: {text!r}") from None
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors in the scripts' style: one `error: ...` line, exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def _default(key: str) -> str:
     value = DEFAULTS[key]
     return f" (default: {'all' if value is None else value})"
@@ -44,7 +54,7 @@ def _default(key: str) -> str:
 def make_parser(method: str) -> argparse.ArgumentParser:
     if method not in METHOD_DEFAULTS:
         raise ValueError(f"method must be one of {sorted(METHOD_DEFAULTS)}; got {method!r}")
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog=f"train_{method.replace('-', '_')}.py",
         description=f"{method} (+ SparseHead) with Keras 3 on any backend (KERAS_BACKEND). "
         f"With no flags: {DEFAULTS['epochs']} epochs on {DEFAULTS['train_size']} images of "
@@ -167,16 +177,26 @@ def make_parser(method: str) -> argparse.ArgumentParser:
     p.add_argument("--test-size", type=int, help="test images (a random subset); 0 = all"
                    + _default("test_size"))  # fmt: skip
     p.add_argument("--seed", type=int, help="random seed" + _default("seed"))
-    p.add_argument("--out", help="output folder (default: runs/<method>-<dataset>-seed<seed>)")
+    p.add_argument(
+        "--out",
+        help="output folder (default: runs/<method>-<dataset>-seed<seed>); it appears when "
+        "the run has finished (until then the run works in OUT.partial)",
+    )
     p.add_argument(
         "--resume",
         action="store_true",
-        help="continue the interrupted run in --out from its last completed epoch",
+        help="continue the interrupted run of --out (kept in OUT.partial) from its last "
+        "completed epoch, with its settings (only --epochs may be raised)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the finished run in --out (kept until the new one has finished), or "
+        "discard an interrupted one and start over",
     )
     p.add_argument(
         "--distribute",
         choices=("none", "data-parallel"),
-        default="none",
         help="data-parallel: keras.distribution.DataParallel over all devices (JAX) "
         "(default: none)",
     )
@@ -196,23 +216,29 @@ def make_parser(method: str) -> argparse.ArgumentParser:
 
 
 def config_from_args(method: str, argv=None) -> dict:
-    """Parse `argv` into a run configuration dict (see `training.run`)."""
+    """Parse `argv` into a run configuration dict (see `training.run`). `given` lists the
+    keys the command sets (flags, `--preset`): with `--resume` the others come from the
+    interrupted run."""
     args = make_parser(method).parse_args(argv)
     cfg = {**DEFAULTS, **METHOD_DEFAULTS.get(method, {})}
+    given = {"method"}
     if args.preset:
         cfg.update(PRESETS[args.preset])
+        given.update(PRESETS[args.preset], ["preset"])
     for key, value in vars(args).items():
         if key in ("preset",) or value is None:
             continue
-        if key in ("proximal", "download") and value is False:
+        if key in ("proximal", "download", "resume", "overwrite") and value is False:
             continue
         cfg[key] = value
+        given.add(key)
     for key in ("train_size", "test_size"):
         if cfg.get(key) == 0:
             cfg[key] = None
+    cfg.setdefault("distribute", "none")
     cfg["method"] = method
     cfg["preset"] = args.preset
-    cfg["epochs_given"] = args.epochs is not None  # --resume keeps the saved epochs otherwise
+    cfg["given"] = sorted(given)
     return cfg
 
 
@@ -228,17 +254,14 @@ def import_training():
 
 
 def main(method: str, argv=None) -> dict:
-    """What `train_<method>.py` runs: parse, then train (the framework is imported only now).
+    """What `train_<method>.py` runs: parse, check (flags, dataset, `--out`), then import the
+    framework and train. A user's mistake ends the process with one `error: ...` line (exit
+    status 2), Ctrl-C with one line (exit status 130), never a traceback (`main_guard`)."""
 
-    A dataset that is not found, or a shipped file with a wrong checksum, ends the process
-    with a one-paragraph message naming the remedies (exit status 2), not a traceback.
-    """
-    cfg = config_from_args(method, argv)
-    from .data import ChecksumError, DatasetNotFoundError
+    def checked_run() -> dict:
+        from .checks import check
 
-    run = import_training()
-    try:
-        return run(cfg)
-    except (DatasetNotFoundError, ChecksumError) as exc:
-        print(f"{make_parser(method).prog}: error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        plan = check(config_from_args(method, argv))
+        return import_training()(plan)
+
+    return main_guard(checked_run)

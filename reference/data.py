@@ -37,7 +37,8 @@ message names the remedies; the training scripts print it without a traceback.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,6 @@ from reference._download import Archive, ChecksumError
 from reference._formats import UnsafePickleError
 
 __all__ = [
-    "ARCHIVES",
     "DATASETS",
     "FASHION_MNIST_SYSTEM_DIR",
     "SHIPPED_DIR",
@@ -79,9 +79,11 @@ class DatasetNotFoundError(FileNotFoundError):
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """What a dataset is: image size ``(H, W)`` (``None``: set by the files or ``image_size``),
-    channels, number of classes (``None``: set by the folder), splits, the split used for
-    evaluation, and class names where they are fixed."""
+    """One dataset, keyed once (``DATASETS``): image size ``(H, W)`` (``None``: set by the
+    files or ``image_size``), channels, number of classes (``None``: set by the folder),
+    splits, the split used for evaluation, class names where they are fixed, the folder its
+    files are in, other spellings of its name, its official archive (downloads) and its
+    loader ``(spec, data_dir, split, download, image_size) -> (images, labels)``."""
 
     name: str
     image_size: tuple[int, int] | None
@@ -92,95 +94,9 @@ class DatasetSpec:
     class_names: tuple[str, ...] | None = None
     folder: str | None = None  # the folder the official archive extracts to
     description: str = ""
-
-
-DATASETS: dict[str, DatasetSpec] = {
-    s.name: s
-    for s in (
-        DatasetSpec(
-            "fashion-mnist", (28, 28), 1, 10, ("train", "test"),
-            class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
-                         "Shirt", "Sneaker", "Bag", "Ankle boot"),
-            folder="fashion-mnist",
-            description="Zalando Fashion-MNIST, 60000/10000 grayscale 28x28 (IDX files)",
-        ),
-        DatasetSpec(
-            "fashion-mnist-10k", (28, 28), 1, 10, ("train", "test"),
-            class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
-                         "Shirt", "Sneaker", "Bag", "Ankle boot"),
-            folder="fashion-mnist-10k",
-            description="Fashion-MNIST shipped with the repository: the first 10000 official "
-            "training images and the whole official test split (10000), SHA-256 checked",
-        ),
-        DatasetSpec(
-            "cifar10", (32, 32), 3, 10, ("train", "test"),
-            class_names=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
-                         "horse", "ship", "truck"),
-            folder="cifar-10-batches-py",
-            description="CIFAR-10, 50000/10000 RGB 32x32 (official python pickles)",
-        ),
-        DatasetSpec(
-            "cifar100", (32, 32), 3, 100, ("train", "test"), folder="cifar-100-python",
-            description="CIFAR-100, 50000/10000 RGB 32x32, 100 fine labels (python pickles)",
-        ),
-        DatasetSpec(
-            "stl10", (96, 96), 3, 10, ("train", "test", "unlabeled", "train+unlabeled"),
-            class_names=("airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey",
-                         "ship", "truck"),
-            folder="stl10_binary",
-            description="STL-10, 5000/8000 labeled + 100000 unlabeled RGB 96x96 (binary)",
-        ),
-        DatasetSpec(
-            "tiny-imagenet", (64, 64), 3, 200, ("train", "val"), eval_split="val",
-            folder="tiny-imagenet-200",
-            description="Tiny ImageNet, 100000/10000 RGB 64x64, 200 classes (image folder); "
-            "split 'test' means 'val' (the official test labels are withheld)",
-        ),
-        DatasetSpec(
-            "image-folder", None, 3, None, ("train", "val", "test"),
-            description="any root/<split>/<class>/*.png|jpg folder (e.g. ImageNet-100)",
-        ),
-        DatasetSpec(
-            "digits", (8, 8), 1, 10, ("train", "test"),
-            class_names=tuple(str(d) for d in range(10)),
-            description="scikit-learn's 1797 8x8 digits, 0..16 scaled to 0..255; test = "
-            "every 5th image (index % 5 == 4), train = the rest",
-        ),
-    )
-}  # fmt: skip
-
-#: Official archives, with the MD5 published on the datasets' pages (also used by torchvision).
-ARCHIVES: dict[str, Archive] = {
-    "cifar10": Archive(
-        url="https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
-        filename="cifar-10-python.tar.gz",
-        folder="cifar-10-batches-py",
-        md5="c58f30108f718f92721af3b95e74349a",
-    ),
-    "cifar100": Archive(
-        url="https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
-        filename="cifar-100-python.tar.gz",
-        folder="cifar-100-python",
-        md5="eb9058c3a382ffc7106e4002c42a8d85",
-    ),
-    "stl10": Archive(
-        url="http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz",
-        filename="stl10_binary.tar.gz",
-        folder="stl10_binary",
-        md5="91f7769df0f17e558f3565bffb0c7dfb",
-    ),
-    "tiny-imagenet": Archive(
-        url="http://cs231n.stanford.edu/tiny-imagenet-200.zip",
-        filename="tiny-imagenet-200.zip",
-        folder="tiny-imagenet-200",
-        md5="90528d7ca1a48142e341f4ef8d21d0de",
-    ),
-}
-
-_ALIASES = {"fashion_mnist": "fashion-mnist", "fashion_mnist_10k": "fashion-mnist-10k",
-            "fmnist": "fashion-mnist", "cifar-10": "cifar10",
-            "cifar-100": "cifar100", "stl-10": "stl10", "tiny_imagenet": "tiny-imagenet",
-            "image_folder": "image-folder", "imagefolder": "image-folder"}  # fmt: skip
+    aliases: tuple[str, ...] = ()
+    archive: Archive | None = None  # official archive, with the MD5 published on its page
+    loader: Callable[..., Arrays] | None = field(default=None, repr=False, compare=False)
 
 
 def list_datasets() -> list[str]:
@@ -193,7 +109,7 @@ def get_spec(name: str) -> DatasetSpec:
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {type(name).__name__}")
     key = name.strip().lower()
-    key = _ALIASES.get(key, key)
+    key = next((s.name for s in DATASETS.values() if key in s.aliases), key)
     if key not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {list_datasets()}")
     return DATASETS[key]
@@ -211,13 +127,14 @@ def default_data_dir() -> Path:
 def download_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Path:
     """Download and extract ``name``'s official archive (MD5-checked); return its folder."""
     spec = get_spec(name)
-    if spec.name not in ARCHIVES:
+    if spec.archive is None:
+        downloads = sorted(s.name for s in DATASETS.values() if s.archive is not None)
         raise ValueError(
-            f"no download for {spec.name!r}: downloads exist for {sorted(ARCHIVES)}"
+            f"no download for {spec.name!r}: downloads exist for {downloads}"
             + ("; Fashion-MNIST comes through Keras" if spec.name == "fashion-mnist" else "")
         )
     root = Path(data_dir) if data_dir is not None else default_data_dir()
-    return _download.fetch_and_extract(ARCHIVES[spec.name], root)
+    return _download.fetch_and_extract(spec.archive, root)
 
 
 # ------------------------------------------------------------------------------- loading
@@ -260,9 +177,8 @@ def load_dataset(
         raise ValueError(f"split {split!r} is not one of {spec.name}'s splits {spec.splits}")
     if image_size is not None and spec.name not in ("image-folder", "tiny-imagenet"):
         raise ValueError("image_size applies to image folders only (image-folder, tiny-imagenet)")
-    loader = _LOADERS[spec.name]
-    images, labels = loader(spec, None if data_dir is None else Path(data_dir), split, download,
-                            image_size)  # fmt: skip
+    folder = None if data_dir is None else Path(data_dir)
+    images, labels = spec.loader(spec, folder, split, download, image_size)
     _check_output(spec, images, labels)
     return images, labels
 
@@ -290,7 +206,7 @@ def _locate(spec: DatasetSpec, data_dir: Path | None, marker: str, download: boo
     raise DatasetNotFoundError(
         f"{spec.name}: {marker!r} not found in {' or '.join(map(str, candidates))}; "
         f"put the extracted {spec.folder}/ there, pass data_dir (--data-dir),"
-        + (hint if spec.name in ARCHIVES else " ")
+        + (hint if spec.archive is not None else " ")
     )
 
 
@@ -355,7 +271,7 @@ def _shipped_checksums(folder: Path) -> dict[str, str]:
     sums = folder / "SHA256SUMS"
     if not sums.is_file():
         raise DatasetNotFoundError(
-            f"{sums} is missing: restore reference/datasets/ from the repository (git checkout)"
+            f"{sums} is missing: restore it from the repository (git checkout -- {_repo(sums)})"
         )
     out = {}
     for line in sums.read_text().splitlines():
@@ -368,15 +284,28 @@ def _shipped_checksums(folder: Path) -> dict[str, str]:
 def _verified(folder: Path, name: str, checksums: dict[str, str]) -> Path:
     """``folder/name`` after checking its SHA-256 against ``SHA256SUMS``."""
     path = folder / name
+    restore = f"restore it from the repository (git checkout -- {_repo(path)})"
     if not path.is_file():
-        raise DatasetNotFoundError(
-            f"{path} is missing: restore reference/datasets/ from the repository (git checkout)"
-        )
+        raise DatasetNotFoundError(f"{path} is missing: {restore}")
     expected = checksums.get(name)
     if expected is None:
-        raise ChecksumError(f"{path} has no entry in {folder / 'SHA256SUMS'}")
-    _download.verify(path, Archive(url="", filename=name, folder="", sha256=expected))
+        raise ChecksumError(f"{path} has no entry in {folder / 'SHA256SUMS'}: {restore}")
+    try:
+        _download.verify(path, Archive(url="", filename=name, folder="", sha256=expected))
+    except ChecksumError:
+        raise ChecksumError(
+            f"{path} differs from the file shipped with the repository (its SHA-256 is not the "
+            f"one in SHA256SUMS; nothing was downloaded): {restore}"
+        ) from None
     return path
+
+
+def _repo(path: Path) -> str:
+    """`path` relative to the repository root when it is inside it (for `git checkout --`)."""
+    try:
+        return str(path.relative_to(Path(__file__).resolve().parent.parent))
+    except ValueError:
+        return str(path)
 
 
 def _load_fashion_mnist_10k(spec, data_dir, split, download, image_size) -> Arrays:
@@ -426,16 +355,88 @@ def _load_digits(spec, data_dir, split, download, image_size) -> Arrays:
     return pixels[keep], bunch.target[keep].astype(np.int64)
 
 
-_LOADERS = {
-    "fashion-mnist": _load_fashion_mnist,
-    "fashion-mnist-10k": _load_fashion_mnist_10k,
-    "cifar10": _load_cifar10,
-    "cifar100": _load_cifar100,
-    "stl10": _load_stl10,
-    "tiny-imagenet": _load_tiny_imagenet,
-    "image-folder": _load_image_folder,
-    "digits": _load_digits,
-}
+_FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                    "Sneaker", "Bag", "Ankle boot")  # fmt: skip
+
+#: Every dataset, keyed once by its name.
+DATASETS: dict[str, DatasetSpec] = {
+    s.name: s
+    for s in (
+        DatasetSpec(
+            "fashion-mnist", (28, 28), 1, 10, ("train", "test"),
+            class_names=_FASHION_CLASSES, folder="fashion-mnist",
+            description="Zalando Fashion-MNIST, 60000/10000 grayscale 28x28 (IDX files)",
+            aliases=("fashion_mnist", "fmnist"), loader=_load_fashion_mnist,
+        ),
+        DatasetSpec(
+            "fashion-mnist-10k", (28, 28), 1, 10, ("train", "test"),
+            class_names=_FASHION_CLASSES, folder="fashion-mnist-10k",
+            description="Fashion-MNIST shipped with the repository: the first 10000 official "
+            "training images and the whole official test split (10000), SHA-256 checked",
+            aliases=("fashion_mnist_10k",), loader=_load_fashion_mnist_10k,
+        ),
+        DatasetSpec(
+            "cifar10", (32, 32), 3, 10, ("train", "test"),
+            class_names=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
+                         "horse", "ship", "truck"),
+            folder="cifar-10-batches-py",
+            description="CIFAR-10, 50000/10000 RGB 32x32 (official python pickles)",
+            aliases=("cifar-10",), loader=_load_cifar10,
+            archive=Archive(
+                url="https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+                filename="cifar-10-python.tar.gz", folder="cifar-10-batches-py",
+                md5="c58f30108f718f92721af3b95e74349a",
+            ),
+        ),
+        DatasetSpec(
+            "cifar100", (32, 32), 3, 100, ("train", "test"), folder="cifar-100-python",
+            description="CIFAR-100, 50000/10000 RGB 32x32, 100 fine labels (python pickles)",
+            aliases=("cifar-100",), loader=_load_cifar100,
+            archive=Archive(
+                url="https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+                filename="cifar-100-python.tar.gz", folder="cifar-100-python",
+                md5="eb9058c3a382ffc7106e4002c42a8d85",
+            ),
+        ),
+        DatasetSpec(
+            "stl10", (96, 96), 3, 10, ("train", "test", "unlabeled", "train+unlabeled"),
+            class_names=("airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey",
+                         "ship", "truck"),
+            folder="stl10_binary",
+            description="STL-10, 5000/8000 labeled + 100000 unlabeled RGB 96x96 (binary)",
+            aliases=("stl-10",), loader=_load_stl10,
+            archive=Archive(
+                url="http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz",
+                filename="stl10_binary.tar.gz", folder="stl10_binary",
+                md5="91f7769df0f17e558f3565bffb0c7dfb",
+            ),
+        ),
+        DatasetSpec(
+            "tiny-imagenet", (64, 64), 3, 200, ("train", "val"), eval_split="val",
+            folder="tiny-imagenet-200",
+            description="Tiny ImageNet, 100000/10000 RGB 64x64, 200 classes (image folder); "
+            "split 'test' means 'val' (the official test labels are withheld)",
+            aliases=("tiny_imagenet",), loader=_load_tiny_imagenet,
+            archive=Archive(
+                url="http://cs231n.stanford.edu/tiny-imagenet-200.zip",
+                filename="tiny-imagenet-200.zip", folder="tiny-imagenet-200",
+                md5="90528d7ca1a48142e341f4ef8d21d0de",
+            ),
+        ),
+        DatasetSpec(
+            "image-folder", None, 3, None, ("train", "val", "test"),
+            description="any root/<split>/<class>/*.png|jpg folder (e.g. ImageNet-100)",
+            aliases=("image_folder", "imagefolder"), loader=_load_image_folder,
+        ),
+        DatasetSpec(
+            "digits", (8, 8), 1, 10, ("train", "test"),
+            class_names=tuple(str(d) for d in range(10)),
+            description="scikit-learn's 1797 8x8 digits, 0..16 scaled to 0..255; test = "
+            "every 5th image (index % 5 == 4), train = the rest",
+            loader=_load_digits,
+        ),
+    )
+}  # fmt: skip
 
 # ------------------------------------------------------------------------------- subsets
 

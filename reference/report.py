@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
 from pathlib import Path
 
@@ -71,10 +70,11 @@ def plot_group_norms(path: Path, norms: np.ndarray, title: str = "") -> None:
 
 
 def write_json(path: Path, obj) -> None:
-    """Write `obj` as indented JSON atomically (temporary file, then rename)."""
-    tmp = Path(str(path) + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=_default))
-    os.replace(tmp, path)
+    """Write `obj` as indented JSON atomically (`rundir.write_atomic`: a temporary file,
+    fsync'ed, then renamed over `path`)."""
+    from .rundir import write_atomic
+
+    write_atomic(path, json.dumps(obj, indent=2, default=_default))
 
 
 def _default(o):

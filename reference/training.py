@@ -24,20 +24,23 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
 from sparsehead.adapters.keras import SparsityMonitor
 
-from . import data as datasets
+from . import rundir
 from .augment import Augment, to_float
 from .backbones import build_backbone
+from .checks import Plan, check
+from .errors import UsageError
 from .evaluate import diagnostics, encode, knn_accuracy, probe
 from .heads import build_head, regularized_kernel
 from .methods import BYOL, BarlowTwins, SimCLR, mlp_predictor
 from .report import plot_group_norms, plot_spectra, summary, versions, write_json
-from .variants import check_variants, default_l21, head_callbacks, install_hoyer
+from .variants import head_callbacks, install_hoyer
 
 __all__ = ["TwoViews", "raw_pixel_knn", "run", "spectra_title"]
 
@@ -114,39 +117,6 @@ def _epoch_line(entry: dict, epochs: int) -> str:
     return f"epoch {entry['epoch']}/{epochs}: {logs} ({entry['seconds']:.1f} s)"
 
 
-def _check(cfg: dict) -> None:
-    for key in ("epochs", "batch_size"):
-        if not isinstance(cfg[key], int) or cfg[key] < 1:
-            raise ValueError(f"{key} must be a positive int; got {cfg[key]!r}")
-    for key in ("lr", "temperature"):
-        if not cfg[key] > 0:
-            raise ValueError(f"{key} must be > 0; got {cfg[key]!r}")
-    if cfg["weight_decay"] < 0:
-        raise ValueError(f"weight_decay must be >= 0; got {cfg['weight_decay']!r}")
-    if cfg["l21"] is not None and not cfg["l21"] >= 0:
-        raise ValueError(f"l21 must be >= 0; got {cfg['l21']!r}")
-    schedule = cfg.get("tau_schedule", "constant")
-    if schedule not in ("cosine", "constant"):
-        raise ValueError(f"tau_schedule must be 'cosine' or 'constant'; got {schedule!r}")
-    if cfg["proximal"] and cfg["head"] == "identity":
-        raise ValueError("proximal needs a head with weights; head 'identity' has none")
-    check_variants(cfg)
-
-
-def _load(cfg: dict):
-    kw = {"data_dir": cfg["data_dir"], "download": cfg["download"]}
-    train = datasets.load_dataset(cfg["dataset"], split="train", **kw)
-    test = datasets.load_dataset(cfg["dataset"], split="test", **kw)
-    if cfg["train_size"]:
-        train = datasets.subset(*train, min(cfg["train_size"], len(train[1])), seed=cfg["seed"])
-    if cfg["test_size"]:
-        test = datasets.subset(*test, min(cfg["test_size"], len(test[1])), seed=cfg["seed"] + 1)
-    ssl = train
-    if cfg.get("ssl_split", "train") != "train":  # STL-10: train + unlabeled
-        ssl = datasets.load_dataset(cfg["dataset"], split=cfg["ssl_split"], **kw)
-    return ssl, train, test
-
-
 def _build(cfg: dict, input_shape) -> tuple[keras.Model, keras.layers.Layer]:
     """The self-supervised model for `cfg['method']`, built, and its head."""
 
@@ -208,150 +178,189 @@ def _devices() -> list[str]:
         return ["cuda:0" if torch.cuda.is_available() else "cpu"]
 
 
-def _distribute(cfg: dict) -> None:
+def _check_backend(cfg: dict) -> None:
+    """The part of the `check` stage that needs the framework: `--distribute`'s devices."""
     if cfg.get("distribute", "none") == "none":
         return
     if keras.backend.backend() != "jax":
-        raise ValueError("distribute 'data-parallel' needs KERAS_BACKEND=jax")
+        raise UsageError("--distribute data-parallel needs KERAS_BACKEND=jax")
     devices = keras.distribution.list_devices()
     if cfg["batch_size"] % len(devices):
-        raise ValueError(
-            f"batch_size ({cfg['batch_size']}) must be divisible by the {len(devices)} devices"
+        raise UsageError(
+            f"--batch-size {cfg['batch_size']} must be divisible by the {len(devices)} devices "
+            "of --distribute data-parallel"
         )
-    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
 
 
-def run(cfg: dict, callbacks=(), verbose: int = 1) -> dict:
+def _distribute(cfg: dict) -> None:
+    if cfg.get("distribute", "none") != "none":
+        devices = keras.distribution.list_devices()
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+
+
+def run(cfg: dict | Plan, callbacks=(), verbose: int = 1) -> dict:
     """Train `cfg['method']` as configured, evaluate, write `cfg['out']`; return the results.
 
-    `cfg` holds the keys of `presets.DEFAULTS` plus `method`, `out`, `resume` (and optionally
-    `distribute`, `quiet`). `callbacks` are extra Keras callbacks (the tests use one to stop
-    a run midway).
+    `cfg` holds the keys of `presets.DEFAULTS` plus `method`, `out` and optionally `resume`,
+    `overwrite`, `given`, `distribute`, `quiet` (see `checks.check`), or is the `Plan` that
+    `checks.check` returned. `callbacks` are extra Keras callbacks (the tests use one to stop
+    a run midway). The stages below run in order: `--out` is touched only from stage 2 on
+    (in `OUT.partial/`), and the run appears at `--out` only in stage 7, whole (rundir.py).
     """
     t_start = time.perf_counter()
-    cfg = dict(cfg)
-    cfg.setdefault("resume", False)
-    cfg.setdefault("distribute", "none")
-    out = Path(cfg.get("out") or f"runs/{cfg['method']}-{cfg['dataset']}-seed{cfg['seed']}")
-    cfg["out"] = str(out)
-    saved_cfg = out / "config.json"
-    if cfg["resume"]:
-        if not saved_cfg.exists():
-            raise ValueError(f"resume: no run to resume in {out} (config.json missing)")
-        saved = json.loads(saved_cfg.read_text())
-        keep = {k: cfg[k] for k in ("out", "resume", "quiet") if k in cfg}
-        # The saved settings win; only the number of epochs may be raised on resume.
-        epochs = cfg["epochs"] if cfg.get("epochs_given", True) else saved["epochs"]
-        cfg = {**saved, **keep, "epochs": epochs}
-        backup = out / "checkpoints" / "backup" / "training_metadata.json"
-        if (out / "results.json").exists() and not backup.exists():
-            raise ValueError(
-                f"resume: the run in {out} completed ({saved['epochs']} epochs) and keeps no "
-                "backup state; start a new run (e.g. with more --epochs) in another --out"
-            )
-    cfg.pop("epochs_given", None)
-    if not cfg["resume"]:
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)
-        for name in ("history.json", "results.json"):
-            (out / name).unlink(missing_ok=True)
-    _check(cfg)
-    if cfg["l21"] is None:
-        cfg["l21"] = default_l21(cfg)
-    # The penalty in the loss; with --proximal the prox step replaces it.
-    cfg["penalty"] = 0.0 if cfg["proximal"] else cfg["l21"]
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(saved_cfg, {k: v for k, v in cfg.items() if k != "resume"})
+    plan = cfg if isinstance(cfg, Plan) else check(cfg)  # 1. check: flags, data, --out
+    _check_backend(plan.cfg)
+    work = _prepare_output(plan)  # 2. OUT.partial/: new (config.json first) or resumed
+    s = _build_run(plan, work)  # 3. build: seed, model, head kernel
+    t_eval = time.perf_counter()
+    # The same network at random initialisation, and 5-NN on the raw pixels: the floors that
+    # training must beat.
+    random_init, random_init_spectra = _evaluate(s)
+    raw_pixels = {"knn5": raw_pixel_knn(s.x_train, s.y_train, s.x_test, s.y_test)}
+    eval_seconds = time.perf_counter() - t_eval
+    fit = _fit(s, callbacks, verbose)  # 4. fit, from the last epoch backup if resumed
+    t_eval = time.perf_counter()
+    trained, spectra = _evaluate(s)  # 5. evaluate the trained network
+    eval_seconds += time.perf_counter() - t_eval
+    metrics = {"trained": trained, "random_init": random_init, "raw_pixels": raw_pixels}
+    timing = {"eval_seconds": eval_seconds, "t_start": t_start}
+    curves = {"trained": spectra, "random init": random_init_spectra}
+    results = _report(s, fit, metrics, curves, timing)  # 6. report: results.json last
+    rundir.commit(plan.out)  # 7. commit: OUT.partial/ becomes OUT/ in one rename
+    if verbose:
+        print(summary(results), file=sys.stdout, flush=True)
+    return results
 
+
+def _prepare_output(plan: Plan) -> Path:
+    """Stage 2: the work folder `OUT.partial/` with the run's `config.json` (a resumed run
+    keeps its backup and history; `--overwrite` discards an interrupted one's)."""
+    work = rundir.partial_dir(plan.out)
+    if not plan.resume:
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+    write_json(work / "config.json", plan.cfg)
+    return work
+
+
+@dataclass
+class _Run:
+    """What the stages after `build` share: settings, work folder, data as floats, model."""
+
+    cfg: dict
+    work: Path
+    x_ssl: np.ndarray
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    model: keras.Model
+    head: keras.layers.Layer
+    kernel: object  # the head's last kernel (keras.Variable), None for the identity head
+
+
+def _build_run(plan: Plan, work: Path) -> _Run:
+    """Stage 3: seed, the data as floats, backbone f and head h (L21 on its last layer) with
+    the method's objective."""
+    cfg = dict(plan.cfg)
     keras.utils.set_random_seed(cfg["seed"])
     _distribute(cfg)
-
     # Data (Sec. 7.1): the training split for self-supervised training and the linear probe,
     # the test split for accuracy and diagnostics.
-    (x_ssl, _), (x_train, y_train), (x_test, y_test) = _load(cfg)
+    (x_ssl, _), (x_train, y_train), (x_test, y_test) = plan.ssl, plan.train, plan.test
     same = x_ssl is x_train
     x_train, x_test = to_float(x_train), to_float(x_test)
     x_ssl = x_train if same else to_float(x_ssl)
     cfg["train_size"], cfg["test_size"] = len(x_train), len(x_test)
-
-    # Backbone f, head h (L21 on its last layer), objective; Adam with weight decay.
     cfg["total_steps"] = (len(x_ssl) // cfg["batch_size"]) * cfg["epochs"]
     model, head = _build(cfg, x_train.shape[1:])
     kernel = regularized_kernel(head)
     install_hoyer(cfg, kernel)
+    return _Run(cfg, work, x_ssl, x_train, y_train, x_test, y_test, model, head, kernel)
 
-    def evaluate() -> tuple[dict, dict]:
-        """Frozen features -> linear probe and 5-NN; spectra, ranks, sparsity, min-max ratio."""
-        features_train = encode(model.backbone, head, x_train)
-        features_test = encode(model.backbone, head, x_test)
-        metrics = probe(features_train, features_test, y_train, y_test)
-        extra, spectra = diagnostics(*features_test, kernel, seed=cfg["seed"])
-        return {**metrics, **extra}, spectra
 
-    # The same network at random initialisation, and 5-NN on the raw pixels: the floors that
-    # training must beat.
-    t_eval = time.perf_counter()
-    random_init, random_init_spectra = evaluate()
-    raw_pixels = {"knn5": raw_pixel_knn(x_train, y_train, x_test, y_test)}
-    eval_seconds = time.perf_counter() - t_eval
+def _evaluate(s: _Run) -> tuple[dict, dict]:
+    """Stage 5 (and the random-init floor): frozen features -> linear probe and 5-NN;
+    spectra, ranks, sparsity, min-max ratio."""
+    features_train = encode(s.model.backbone, s.head, s.x_train)
+    features_test = encode(s.model.backbone, s.head, s.x_test)
+    metrics = probe(features_train, features_test, s.y_train, s.y_test)
+    extra, spectra = diagnostics(*features_test, s.kernel, seed=s.cfg["seed"])
+    return {**metrics, **extra}, spectra
 
-    model.compile(
+
+@dataclass
+class _Fit:
+    history: list
+    initial_epoch: int
+    steps_per_epoch: int
+    seconds: float
+
+
+def _fit(s: _Run, callbacks, verbose: int) -> _Fit:
+    """Stage 4: Adam (weight decay), `model.fit` from the last completed epoch's backup (0 for
+    a new run); each epoch's backup and `history.json` go to the work folder; the final
+    weights after it."""
+    cfg, ckpt = s.cfg, s.work / "checkpoints"
+    s.model.compile(
         optimizer=keras.optimizers.Adam(cfg["lr"], weight_decay=cfg["weight_decay"] or None),
         jit_compile=_jit(cfg),
     )
-
-    ckpt = out / "checkpoints"
     meta = ckpt / "backup" / "training_metadata.json"
     initial_epoch = json.loads(meta.read_text())["epoch"] if meta.exists() else 0
-    history_path = out / "history.json"
+    history_path = s.work / "history.json"
     history = json.loads(history_path.read_text()) if history_path.exists() else []
     history = [h for h in history if h["epoch"] <= initial_epoch]
 
-    views = TwoViews(x_ssl, cfg["batch_size"], _augment(cfg), cfg["seed"], epoch=initial_epoch)
+    views = TwoViews(s.x_ssl, cfg["batch_size"], _augment(cfg), cfg["seed"], epoch=initial_epoch)
     cbs = [keras.callbacks.BackupAndRestore(str(ckpt / "backup"), delete_checkpoint=False)]
-    cbs += head_callbacks(cfg, kernel, len(views))
-    if kernel is not None:
-        cbs.append(SparsityMonitor(kernel))
+    cbs += head_callbacks(cfg, s.kernel, len(views))
+    if s.kernel is not None:
+        cbs.append(SparsityMonitor(s.kernel))
     # A progress bar on a terminal; a plain line per epoch in a pipe or a log file (the bar's
     # `\r` and colour codes would fill it).
     talk = bool(verbose) and not cfg.get("quiet")
     bar = talk and sys.stdout.isatty()
     cbs += [_History(history_path, history, echo=talk and not bar, epochs=cfg["epochs"])]
-    cbs += list(callbacks)
+    cbs += [*callbacks, _FaultPoints()] if os.environ.get(rundir.FAULT_ENV) else list(callbacks)
 
     t_train = time.perf_counter()
     # shuffle=False: `views` already draws each epoch's order from (seed, epoch). Keras' own
     # shuffle of the batch indices draws from Python's global `random`, which a resumed run
     # does not restore: it applied the same batches in another order.
-    model.fit(
-        views,
-        epochs=cfg["epochs"],
-        callbacks=cbs,
-        shuffle=False,
-        verbose=1 if bar else 0,
-    )
-    train_seconds = time.perf_counter() - t_train
-    model.save_weights(str(ckpt / "final.weights.h5"))
+    s.model.fit(views, epochs=cfg["epochs"], callbacks=cbs, shuffle=False,
+                verbose=1 if bar else 0)  # fmt: skip
+    seconds = time.perf_counter() - t_train
+    s.model.save_weights(str(ckpt / "final.weights.h5"))
+    return _Fit(history, initial_epoch, len(views), seconds)
 
-    # The trained network, evaluated the same way.
-    t_eval = time.perf_counter()
-    trained, spectra = evaluate()
-    eval_seconds += time.perf_counter() - t_eval
 
-    plot_spectra(
-        out / "spectra.png",
-        {"trained": spectra, "random init": random_init_spectra},
-        title=spectra_title(cfg),
-    )
+class _FaultPoints(keras.callbacks.Callback):
+    """Test hook (`rundir.FAULT_ENV`): points `batch` (the first batch done, before any
+    epoch ends) and `epoch-N` (epoch N's backup written)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        rundir.fault_point("batch")
+
+    def on_epoch_end(self, epoch, logs=None):
+        rundir.fault_point(f"epoch-{epoch + 1}")
+
+
+def _report(s: _Run, fit: _Fit, metrics: dict, curves: dict, timing: dict) -> dict:
+    """Stage 6: plots, spectra and `results.json` into the work folder, `results.json` last
+    (written whole: it marks the run finished, rundir.py)."""
+    cfg, work, spectra = s.cfg, s.work, curves["trained"]
+    plot_spectra(work / "spectra.png", curves, title=spectra_title(cfg))
     if "group_norms" in spectra:
-        plot_group_norms(out / "group_norms.png", spectra["group_norms"])
+        plot_group_norms(work / "group_norms.png", spectra["group_norms"])
     np.savez(
-        out / "spectra.npz",
+        work / "spectra.npz",
         **{f"trained_{k}": v for k, v in spectra.items()},
-        **{f"random_init_{k}": v for k, v in random_init_spectra.items()},
+        **{f"random_init_{k}": v for k, v in curves["random init"].items()},
     )
-
-    epochs_run = [h for h in history if h["epoch"] > initial_epoch]
-    steps = len(views) * cfg["batch_size"]
+    history = fit.history
+    epochs_run = [h for h in history if h["epoch"] > fit.initial_epoch]
+    steps = fit.steps_per_epoch * cfg["batch_size"]
     steady = epochs_run[1:] or epochs_run
     steady_s = sum(h["seconds"] for h in steady)
     results = {
@@ -363,11 +372,11 @@ def run(cfg: dict, callbacks=(), verbose: int = 1) -> dict:
         "environment": {k: v for k, v in os.environ.items() if k in _SETTINGS},
         "epochs_completed": len(history),
         "history": history,
-        "metrics": {"trained": trained, "random_init": random_init, "raw_pixels": raw_pixels},
+        "metrics": metrics,
         "timing": {
-            "train_seconds": train_seconds,
-            "eval_seconds": eval_seconds,
-            "total_seconds": time.perf_counter() - t_start,
+            "train_seconds": fit.seconds,
+            "eval_seconds": timing["eval_seconds"],
+            "total_seconds": time.perf_counter() - timing["t_start"],
             "epochs_this_session": len(epochs_run),
             # Source images per second (each is augmented twice), first epoch (compilation)
             # excluded when there is more than one.
@@ -375,11 +384,8 @@ def run(cfg: dict, callbacks=(), verbose: int = 1) -> dict:
             "threads": os.cpu_count(),
         },
     }
-    write_json(out / "results.json", results)
-    # The run is complete: the backup state was only for resuming an interrupted one.
-    shutil.rmtree(ckpt / "backup", ignore_errors=True)
-    if verbose:
-        print(summary(results), file=sys.stdout, flush=True)
+    rundir.fault_point("report")
+    write_json(work / "results.json", results)
     return results
 
 

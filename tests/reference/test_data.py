@@ -16,6 +16,7 @@ import sys
 import tarfile
 import threading
 import zipfile
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import ClassVar
@@ -668,7 +669,8 @@ def test_download_cifar10_from_local_server(tmp_path, http_root, monkeypatch):
     archive = Archive(url=f"{base}/c10.tar.gz", filename="cifar-10-python.tar.gz",
                       folder="cifar-10-batches-py", md5=hashlib.md5(blob).hexdigest(),
                       sha256=hashlib.sha256(blob).hexdigest())  # fmt: skip
-    monkeypatch.setitem(data.ARCHIVES, "cifar10", archive)
+    spec = replace(data.DATASETS["cifar10"], archive=archive)
+    monkeypatch.setitem(data.DATASETS, "cifar10", spec)
     dest = tmp_path / "dest"
     x, y = data.load_dataset("cifar10", data_dir=dest, split="train", download=True)
     np.testing.assert_array_equal(x, train[0])
@@ -703,7 +705,8 @@ def test_download_tiny_imagenet_zip_from_local_server(tmp_path, http_root, monke
     blob = (www / "t.zip").read_bytes()
     archive = Archive(url=f"{base}/t.zip", filename="tiny-imagenet-200.zip",
                       folder="tiny-imagenet-200", md5=hashlib.md5(blob).hexdigest())  # fmt: skip
-    monkeypatch.setitem(data.ARCHIVES, "tiny-imagenet", archive)
+    spec = replace(data.DATASETS["tiny-imagenet"], archive=archive)
+    monkeypatch.setitem(data.DATASETS, "tiny-imagenet", spec)
     with pytest.raises(FileNotFoundError, match="download=True"):
         data.load_dataset("tiny-imagenet", data_dir=tmp_path / "dest")
     x, y = data.load_dataset("tiny-imagenet", data_dir=tmp_path / "dest", download=True)

@@ -83,8 +83,13 @@ def test_a_corrupt_or_missing_shipped_file_is_refused(tmp_path, monkeypatch):
     raw[100] = (raw[100] + 1) % 10  # one label changed, the file still a valid IDX file
     labels.write_bytes(gzip.compress(bytes(raw), mtime=0))
     data.load_dataset("fashion-mnist-10k", split="train")  # the train files are intact
-    with pytest.raises(data.ChecksumError, match=r"t10k-labels-idx1-ubyte\.gz"):
+    with pytest.raises(data.ChecksumError, match=r"t10k-labels-idx1-ubyte\.gz") as changed:
         data.load_dataset("fashion-mnist-10k", split="test")
+    # Shipped, not downloaded: the remedy is the repository's copy of that file.
+    assert "the download is corrupt" not in str(changed.value)
+    assert str(changed.value).endswith(f"(git checkout -- {labels})")
+    shipped = SHIPPED / "SHA256SUMS"
+    assert data._repo(shipped) == "reference/datasets/fashion-mnist-10k/SHA256SUMS"
     labels.unlink()
     with pytest.raises(data.DatasetNotFoundError, match="git checkout"):
         data.load_dataset("fashion-mnist-10k", split="test")
@@ -200,8 +205,9 @@ def test_a_missing_dataset_is_a_short_message(tmp_path, args, env, remedies):
     proc = _script(tmp_path, "train_byol.py", *args, "--out", str(tmp_path / "run"), **env)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) <= 3, proc.stderr
-    assert proc.stderr.startswith("train_byol.py: error: ")
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert proc.stderr.startswith("error: --dataset ")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "run.partial").exists()
     for remedy in remedies:
         assert remedy in proc.stderr
 
@@ -227,7 +233,7 @@ def test_finished_proximal_run_titles_its_plot_and_keeps_no_backup(tmp_path, mon
     assert titles == ["simclr, SparseHead proximal step l21=0.01"]
     assert not (tmp_path / "checkpoints" / "backup").exists()
     # Nothing to resume: said, rather than a silent restart from epoch 0.
-    with pytest.raises(ValueError, match="completed"):
+    with pytest.raises(ValueError, match="has finished; nothing to resume"):
         training.run(config_from_args("simclr", ["--out", str(tmp_path), "--resume", "--epochs",
                                                  "2", "--quiet"]))  # fmt: skip
     assert training.spectra_title({"method": "byol", "l21": 1e-4, "proximal": False}) == (

@@ -16,8 +16,10 @@ keras = pytest.importorskip("keras")
 pytest.importorskip("sklearn")
 pytest.importorskip("matplotlib")
 
+from reference import rundir  # noqa: E402
 from reference.augment import Augment  # noqa: E402
 from reference.cli import config_from_args  # noqa: E402
+from reference.errors import UsageError  # noqa: E402
 from reference.presets import DEFAULTS, PRESETS  # noqa: E402
 from reference.training import run  # noqa: E402
 
@@ -91,13 +93,15 @@ def test_presets_carry_the_paper_settings_and_flags_override_them():
     assert config_from_args("byol", [])["dataset"] == DEFAULTS["dataset"] == "fashion-mnist-10k"
 
 
-def test_bad_settings_raise_value_errors(tmp_path):
-    with pytest.raises(ValueError, match="l21 must be 0 with head 'identity'"):
-        run(tiny("simclr", tmp_path, head="identity", l21=1e-4))
-    with pytest.raises(ValueError, match="batch_size"):
-        run(tiny("simclr", tmp_path, batch_size=0))
-    with pytest.raises(ValueError, match="resume"):
-        run(tiny("simclr", tmp_path / "nothing", resume=True))
+def test_bad_settings_raise_usage_errors_before_touching_out(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(UsageError, match="--l21 must be 0 with --head identity"):
+        run(tiny("simclr", out, head="identity", l21=1e-4))
+    with pytest.raises(UsageError, match="--batch-size must be an int >= 1"):
+        run(tiny("simclr", out, batch_size=0))
+    with pytest.raises(UsageError, match="--resume: no interrupted run"):
+        run(tiny("simclr", out, resume=True))
+    assert list(tmp_path.iterdir()) == []
 
 
 # -- end-to-end --------------------------------------------------------------------------
@@ -143,13 +147,16 @@ class _Crash(keras.callbacks.Callback):
 
 
 def test_resume_continues_from_the_last_completed_epoch(tmp_path):
-    cfg = tiny("simclr", tmp_path, epochs=3)
+    out = tmp_path / "run"
+    cfg = tiny("simclr", out, epochs=3)
     with pytest.raises(KeyboardInterrupt):
         run(cfg, callbacks=[_Crash(2)], verbose=0)
-    before = json.loads((tmp_path / "history.json").read_text())
+    assert not out.exists()  # the interrupted run is kept in OUT.partial
+    before = json.loads((rundir.partial_dir(out) / "history.json").read_text())
     assert [h["epoch"] for h in before] == [1, 2]
     # As from the command line: no other flag; the saved settings (3 epochs, digits) are used.
-    res = run(config_from_args("simclr", ["--out", str(tmp_path), "--resume", "--quiet"]))
+    res = run(config_from_args("simclr", ["--out", str(out), "--resume", "--quiet"]))
+    assert not rundir.partial_dir(out).exists() and (out / "results.json").exists()
     assert res["epochs_completed"] == 3
     assert [h["epoch"] for h in res["history"]] == [1, 2, 3]
     assert res["history"][:2] == before  # the first two epochs are kept as they were

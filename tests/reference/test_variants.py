@@ -85,13 +85,14 @@ def test_flags_parse_and_bad_combinations_are_refused(tmp_path):
         ({"hoyer": 1e-3, "budget": 4}, "choose one"),
         ({"hoyer": 1e-3, "l21": 1e-4}, "hoyer replaces"),
         ({"budget": 4, "proximal": True}, "does not combine"),
-        ({"budget": 1.5}, "budget must be"),
-        ({"target_sparsity": 1.0}, "target_sparsity"),
-        ({"budget_steps": [0, 10]}, "needs budget"),
-        ({"dual_lr": 0.5}, "need target_sparsity"),
-        ({"adaptive_every": 2}, "need target_sparsity"),
-        ({"target_sparsity": 0.25, "proximal": True, "dual_lr": 0.0}, "dual_lr must be"),
-        ({"target_sparsity": 0.25, "proximal": True, "adaptive_every": -1}, "adaptive_every"),
+        ({"budget": 1.5}, "--budget must be"),
+        ({"budget": 0}, "whole head"),
+        ({"target_sparsity": 1.0}, "--target-sparsity must be"),
+        ({"budget_steps": [0, 10]}, "needs --budget"),
+        ({"dual_lr": 0.5}, "need --target-sparsity"),
+        ({"adaptive_every": 2}, "need --target-sparsity"),
+        ({"target_sparsity": 0.25, "proximal": True, "dual_lr": 0.0}, "--dual-lr must be"),
+        ({"target_sparsity": 0.25, "proximal": True, "adaptive_every": -1}, "--adaptive-every"),
     ):
         with pytest.raises(ValueError, match=match):
             run(tiny("simclr", tmp_path, **bad), verbose=0)

@@ -1,9 +1,9 @@
 """Proximal step vs loss penalty at equal lambda: a small SimCLR on a Fashion-MNIST subset.
 
-Not a test (pytest does not collect it): the measurement behind the table in docs/keras.md.
+The measurement behind the "prox vs penalty" table in docs/keras.md (not a test).
 
-    KERAS_BACKEND=jax python tests/keras/experiments/prox_vs_penalty.py            # ~ minutes
-    KERAS_BACKEND=jax python tests/keras/experiments/prox_vs_penalty.py --epochs 3 # smoke
+    KERAS_BACKEND=jax python reference/experiments/prox_vs_penalty.py            # ~ minutes
+    KERAS_BACKEND=jax python reference/experiments/prox_vs_penalty.py --epochs 3 # smoke
 
 An MLP encoder (784 -> 256 -> 128, the representation) and `ProjectionHead(128, 64)` are
 trained with InfoNCE (tau = 0.5) on two augmented views (random shifts of up to 3 px and
