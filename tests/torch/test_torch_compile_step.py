@@ -160,6 +160,47 @@ def test_compiled_step_matches_eager_with_no_graph_break(optimizer):
         assert_close(pc.detach(), ref, "float32", atol_scale=float(ref.abs().max()))
 
 
+# the graph breaks and skipped frames of torch itself in a compiled
+# `zero_grad(); loss.backward(); step()` (a data-dependent branch would be none of these)
+TORCH_BREAKS = (
+    "`Optimizer.zero_grad` should not be traced",
+    "Called `torch._dynamo.graph_break()`",  # torch.optim's _use_grad, on purpose
+    "don't trace into fused optimizer",
+    "Attempt to trace generator",  # frames of the skipped zero_grad, run eagerly
+)
+
+
+def test_whole_step_with_attached_hooks_breaks_only_inside_torch_optim():
+    """The whole step compiled as one function, the prox and the budget run from the
+    optimizer's post-step hooks (`attach()`): dynamo breaks the graph only where torch.optim
+    asks it to, and the weights equal the eager run."""
+    from torch._dynamo.utils import counters
+
+    runs = Run("adamw-fused"), Run("adamw-fused")
+    for run in runs:
+        for hook in (*run.proxes, run.budget):
+            hook.attach()
+
+    def step(run):
+        run.opt.zero_grad()
+        run.loss().backward()
+        run.opt.step()
+
+    counters.clear()
+    backend = CountingBackend()
+    compiled = torch.compile(step, backend=backend)
+    for _ in range(STEPS):
+        step(runs[0])
+        compiled(runs[1])
+    reasons = [*counters["graph_break"], *counters["unimplemented"]]
+    assert reasons and all(any(b in r for b in TORCH_BREAKS) for r in reasons), reasons
+    assert backend.reads == []
+    assert runs[1].budget.nonzero_groups() == [3]
+    for pe, pc in zip(runs[0].model.parameters(), runs[1].model.parameters(), strict=True):
+        ref = pe.detach()
+        assert_close(pc.detach(), ref, "float32", atol_scale=float(ref.abs().max()))
+
+
 @pytest.mark.slow
 def test_inductor_compiles_the_step_for_real():
     """The one inductor compile (C++ on CPU) of the file: the post step above as generated
