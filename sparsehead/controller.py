@@ -23,7 +23,7 @@ from ._validation import check_choice, check_int, check_real
 from .groups import sparsity_summary
 from .schedule import is_due
 
-__all__ = ["MEASURES", "DualAscent", "measure_fraction"]
+__all__ = ["MEASURES", "DualAscent", "adaptive_controller", "measure_fraction"]
 
 # measure -> sign: +1 if lower is sparser, -1 if higher is sparser. Each is a fraction of the
 # groups in [0, 1] (`measure_fraction`), unchanged when the weight is scaled.
@@ -115,3 +115,29 @@ class DualAscent:
     def at_cap(self, l21: float) -> bool:
         """Whether `l21` sits at the cap `max_l21` (the measure did not respond to `λ`)."""
         return check_real(l21, "l21", low=0, low_open=True) >= self.max_l21
+
+
+def adaptive_controller(
+    prox_type: type,
+    prox,
+    targets,
+    target: float,
+    measure: str = "groups_95_energy",
+    dual_lr: float = 1.0,
+    every: int = 50,
+    min_l21: float = 1e-12,
+    max_l21: float = 1000.0,
+) -> DualAscent:
+    """The checks every framework's `AdaptiveL21` shares, then its `DualAscent`.
+
+    `prox` is `None` or a `prox_type` (the framework's `ProximalL21`); `targets=None` needs a
+    `prox`, whose weights then are the targets. Both mistakes are a `TypeError`, as a missing
+    or wrongly typed argument is.
+    """
+    if prox is not None and not isinstance(prox, prox_type):
+        raise TypeError(f"prox must be a {prox_type.__name__}; got {type(prox).__name__}")
+    if targets is None and prox is None:
+        raise TypeError("targets must be given when prox is None (AdaptiveL21 takes its weights)")
+    return DualAscent(
+        target, measure=measure, dual_lr=dual_lr, every=every, min_l21=min_l21, max_l21=max_l21
+    )

@@ -26,7 +26,7 @@ import numpy as np
 from keras import ops
 
 from sparsehead._validation import check_int, check_real
-from sparsehead.controller import MEASURES, DualAscent, measure_fraction
+from sparsehead.controller import MEASURES, adaptive_controller, measure_fraction
 
 from .._deprecation import legacy
 from ._ops import group_norms
@@ -177,17 +177,8 @@ class AdaptiveL21(keras.callbacks.Callback):
                 stacklevel=3,
             )
             targets, prox = None, targets
-        if prox is not None and not isinstance(prox, ProximalL21):
-            raise TypeError(f"prox must be a ProximalL21; got {type(prox).__name__}")
-        if targets is None and prox is None:
-            raise ValueError("AdaptiveL21 needs targets (layers or kernels) or prox=")
-        self.controller = DualAscent(
-            target,
-            measure=measure,
-            dual_lr=dual_lr,
-            every=every,
-            min_l21=min_l21,
-            max_l21=max_l21,
+        self.controller = adaptive_controller(
+            ProximalL21, prox, targets, target, measure, dual_lr, every, min_l21, max_l21
         )
         self.prox = prox
         self.targets = prox.targets if targets is None else target_list(targets)

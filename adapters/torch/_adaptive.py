@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from sparsehead._validation import check_int, check_positive
-from sparsehead.controller import MEASURES, DualAscent, measure_fraction
+from sparsehead.controller import MEASURES, adaptive_controller, measure_fraction
 
 from .._deprecation import legacy
 from ._ops import l21_norm
@@ -114,19 +114,10 @@ class AdaptiveL21:
         group_axis: int | None = None,
         prox: ProximalL21 | None = None,
     ) -> None:
-        if prox is not None and not isinstance(prox, ProximalL21):
-            raise TypeError(f"prox must be a ProximalL21; got {type(prox).__name__}")
-        self.controller = DualAscent(
-            target,
-            measure=measure,
-            dual_lr=dual_lr,
-            every=every,
-            min_l21=min_l21,
-            max_l21=max_l21,
+        self.controller = adaptive_controller(
+            ProximalL21, prox, targets, target, measure, dual_lr, every, min_l21, max_l21
         )
         if targets is None:
-            if prox is None:
-                raise TypeError("AdaptiveL21 needs targets, or a prox= whose weights it takes")
             if group_axis is not None:
                 raise ValueError("group_axis applies to targets; with targets=None prox's is used")
             self.targets, self._axes = list(prox.targets), list(prox._axes)

@@ -166,3 +166,22 @@ def test_bad_update_arguments_and_defaults():
     assert sh.DualAscent is DualAscent
     with pytest.raises(TypeError):
         DualAscent(0.5, "zero_groups")  # measure is keyword-only
+
+
+class _Prox:
+    """A stand-in for a framework's ProximalL21."""
+
+
+def test_adaptive_controller_checks_prox_and_targets_then_builds_the_controller():
+    from sparsehead.controller import adaptive_controller
+
+    ctrl = adaptive_controller(_Prox, _Prox(), None, 0.25, "zero_groups", 2.0, 3, 1e-6, 10.0)
+    assert (ctrl.target, ctrl.measure, ctrl.dual_lr, ctrl.every) == (0.25, "zero_groups", 2.0, 3)
+    assert (ctrl.min_l21, ctrl.max_l21) == (1e-6, 10.0)
+    assert adaptive_controller(_Prox, None, ["w"], 0.25).every == 50
+    with pytest.raises(TypeError, match="prox must be a _Prox; got int"):
+        adaptive_controller(_Prox, 3, ["w"], 0.25)
+    with pytest.raises(TypeError, match="targets must be given when prox is None"):
+        adaptive_controller(_Prox, None, None, 0.25)
+    with pytest.raises(ValueError, match="target must be"):
+        adaptive_controller(_Prox, None, ["w"], 1.0)

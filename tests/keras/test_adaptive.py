@@ -155,7 +155,7 @@ def test_argument_errors():
         AdaptiveL21(0.5, layer, min_l21=0.0)
     with pytest.raises(ValueError, match="max_l21"):
         AdaptiveL21(0.5, layer, min_l21=1.0, max_l21=0.5)
-    with pytest.raises(ValueError, match="targets"):
+    with pytest.raises(TypeError, match="targets must be given"):  # as in torch
         AdaptiveL21(0.5)
     with pytest.raises(TypeError, match="prox"):
         AdaptiveL21(0.5, layer, prox=layer)
