@@ -23,7 +23,7 @@ from ._validation import check_choice, check_int, check_real
 from .groups import sparsity_summary
 from .schedule import is_due
 
-__all__ = ["MEASURES", "DualAscent", "adaptive_controller", "measure_fraction"]
+__all__ = ["MEASURES", "DualAscent", "measure_fraction"]
 
 # measure -> sign: +1 if lower is sparser, -1 if higher is sparser. Each is a fraction of the
 # groups in [0, 1] (`measure_fraction`), unchanged when the weight is scaled.
@@ -118,17 +118,10 @@ class DualAscent:
 
 
 def adaptive_controller(
-    prox_type: type,
-    prox,
-    targets,
-    target: float,
-    measure: str = "groups_95_energy",
-    dual_lr: float = 1.0,
-    every: int = 50,
-    min_l21: float = 1e-12,
-    max_l21: float = 1000.0,
+    prox_type, prox, targets, target, measure, dual_lr, every, min_l21, max_l21
 ) -> DualAscent:
-    """The checks every framework's `AdaptiveL21` shares, then its `DualAscent`.
+    """The checks every framework's `AdaptiveL21` shares, then its `DualAscent` (the other
+    arguments are `DualAscent`'s, all given: the adapters pass their own, documented, values).
 
     `prox` is `None` or a `prox_type` (the framework's `ProximalL21`); `targets=None` needs a
     `prox`, whose weights then are the targets. Both mistakes are a `TypeError`, as a missing

@@ -172,16 +172,19 @@ class _Prox:
     """A stand-in for a framework's ProximalL21."""
 
 
+DEFAULTS = ("groups_95_energy", 1.0, 50, 1e-12, 1000.0)  # DualAscent's, as the adapters pass
+
+
 def test_adaptive_controller_checks_prox_and_targets_then_builds_the_controller():
     from sparsehead.controller import adaptive_controller
 
     ctrl = adaptive_controller(_Prox, _Prox(), None, 0.25, "zero_groups", 2.0, 3, 1e-6, 10.0)
     assert (ctrl.target, ctrl.measure, ctrl.dual_lr, ctrl.every) == (0.25, "zero_groups", 2.0, 3)
     assert (ctrl.min_l21, ctrl.max_l21) == (1e-6, 10.0)
-    assert adaptive_controller(_Prox, None, ["w"], 0.25).every == 50
+    assert adaptive_controller(_Prox, None, ["w"], 0.25, *DEFAULTS).every == 50
     with pytest.raises(TypeError, match="prox must be a _Prox; got int"):
-        adaptive_controller(_Prox, 3, ["w"], 0.25)
+        adaptive_controller(_Prox, 3, ["w"], 0.25, *DEFAULTS)
     with pytest.raises(TypeError, match="targets must be given when prox is None"):
-        adaptive_controller(_Prox, None, None, 0.25)
+        adaptive_controller(_Prox, None, None, 0.25, *DEFAULTS)
     with pytest.raises(ValueError, match="target must be"):
-        adaptive_controller(_Prox, None, ["w"], 1.0)
+        adaptive_controller(_Prox, None, ["w"], 1.0, *DEFAULTS)
