@@ -46,11 +46,16 @@ def finish(ax, title, caption, width, height):
     )
 
 
+def axis_labels(ax, top: str, side: str, width: float, height: float) -> None:
+    """The label above the matrix (its columns) and the one down its left side (its rows)."""
+    ax.text(width / 2, 0.5, top, ha="center", fontsize=9)
+    ax.text(-0.4, -height / 2, side, rotation=-90, ha="center", va="center", fontsize=9)
+
+
 def dense(ax):
     n_in, n_out = 6, 4
     grid(ax, 0, 0, n_in, n_out, lambda r, c: r == GROUP)
-    ax.text(n_out / 2, 0.5, "out (units) →", ha="center", fontsize=9)
-    ax.text(-0.4, -n_in / 2, "in (features) →", rotation=-90, ha="center", va="center", fontsize=9)
+    axis_labels(ax, "out (units) →", "in (features) →", n_out, n_in)
     ax.text(n_out + 0.2, -GROUP - 0.5, f"j={GROUP}", va="center", fontsize=9, color=HIGHLIGHT)
     finish(ax, "Keras Dense kernel (in, out)", "group_axis=-2\ngroup j = kernel[j, :]", n_out, n_in)
 
@@ -63,8 +68,7 @@ def conv2d(ax):
         grid(ax, tap * step_x, -tap * step_y * 0.35, n_in, n_out, lambda r, c: r == GROUP)
     width = n_out + (k * k - 1) * step_x
     height = n_in + (k * k - 1) * step_y * 0.35
-    ax.text(n_out / 2, 0.5, "out →", ha="center", fontsize=9)
-    ax.text(-0.4, -n_in / 2, "in →", rotation=-90, ha="center", va="center", fontsize=9)
+    axis_labels(ax, "out →", "in →", n_out, n_in)
     ax.text(width - 1.2, 0.5, "kh·kw taps ↘", ha="center", fontsize=9)
     finish(
         ax,
@@ -78,8 +82,7 @@ def conv2d(ax):
 def torch_linear(ax):
     n_out, n_in = 4, 6
     grid(ax, 0, 0, n_out, n_in, lambda r, c: c == GROUP)
-    ax.text(n_in / 2, 0.5, "in (features) →", ha="center", fontsize=9)
-    ax.text(-0.4, -n_out / 2, "out →", rotation=-90, ha="center", va="center", fontsize=9)
+    axis_labels(ax, "in (features) →", "out →", n_in, n_out)
     ax.text(GROUP + 0.5, -n_out - 0.45, f"j={GROUP}", ha="center", fontsize=9, color=HIGHLIGHT)
     finish(
         ax,
