@@ -67,6 +67,7 @@ def legacy(
     lead: int = 0,
     order: tuple[str, str] | None = None,
     old_positional: tuple[str, ...] = (),
+    positional: tuple[str, ...] = (),
     **renames: str,
 ) -> Callable[[F], F]:
     """Decorate an entry so that its old calls keep working for one release, with a warning.
@@ -81,6 +82,8 @@ def legacy(
       never a real number) and swapped. `lead` counts the leading arguments before the pair
       (`self`, `optimizer`, `model`). `old_positional` names the old signature's positional
       parameters after the pair, now keyword-only (e.g. `("measure", "l21")`).
+    - `positional`: parameters, now keyword-only, that an old call passes by position after
+      the new positional ones (Keras `L21(1e-4, -2)`: `("group_axis",)`).
     """
 
     def decorate(fn: F) -> F:
@@ -107,11 +110,32 @@ def legacy(
                     kwargs[new] = kwargs.pop(old)
             if order is not None:
                 args, kwargs = _reorder(where, lead, order, old_positional, args, kwargs)
+            if positional and len(args) > len(positions):
+                args, kwargs = _by_keyword(where, positional, len(positions), args, kwargs)
             return fn(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def _by_keyword(where, positional, n_positional, args, kwargs):
+    """Move the arguments an old call passed by position beyond the new positional ones to
+    their (now keyword-only) names, with a `DeprecationWarning`."""
+    extra = args[n_positional:]
+    if len(extra) > len(positional):
+        raise TypeError(f"{where}() takes too many positional arguments")
+    names = positional[: len(extra)]
+    for name in names:
+        if name in kwargs:
+            raise TypeError(f"{where}() got multiple values for argument {name!r}")
+    warnings.warn(
+        f"{where}: passing {', '.join(names)} by position is deprecated and will be removed in "
+        f"the next release; pass them by keyword ({names[0]}=...)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return args[:n_positional], {**kwargs, **dict(zip(names, extra, strict=True))}
 
 
 def _reorder(where, lead, order, old_positional, args, kwargs):

@@ -8,8 +8,8 @@ from keras import ops
 
 from sparsehead._validation import check_int, check_nonnegative
 
+from .._deprecation import legacy
 from ._ops import group_norms
-from ._penalty import positional_group_axis
 
 __all__ = ["GroupHoyer", "group_hoyer"]
 
@@ -59,7 +59,7 @@ class GroupHoyer(keras.regularizers.Regularizer):
         >>> layer = keras.layers.Dense(128, kernel_regularizer=GroupHoyer(1e-3))
     """
 
-    @positional_group_axis("GroupHoyer")
+    @legacy("GroupHoyer", lead=1, positional=("group_axis",))
     def __init__(self, hoyer: float = 1e-3, *, group_axis: int = -2):
         self.hoyer = check_nonnegative(hoyer, "hoyer")
         self.group_axis = check_int(group_axis, "group_axis")

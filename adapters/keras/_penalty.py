@@ -2,41 +2,15 @@
 
 from __future__ import annotations
 
-import functools
-import warnings
-from collections.abc import Callable
-
 import keras
 from keras import ops
 
 from sparsehead._validation import check_int, check_nonnegative
 
+from .._deprecation import legacy
 from ._ops import group_norms
 
-__all__ = ["L21", "positional_group_axis"]
-
-
-def positional_group_axis(where: str) -> Callable:
-    """Decorate a regularizer's `__init__(self, factor, *, group_axis)` so that the old call
-    with `group_axis` positional keeps working for one release, with a `DeprecationWarning`
-    (`inspect.signature` follows the wrapper to the new signature)."""
-
-    def decorate(init: Callable) -> Callable:
-        @functools.wraps(init)
-        def wrapper(self, *args, **kwargs):
-            if len(args) == 2 and "group_axis" not in kwargs:
-                warnings.warn(
-                    f"{where}(factor, group_axis) with group_axis positional is deprecated and "
-                    f"will be removed in the next release; pass group_axis=...",
-                    DeprecationWarning,
-                    stacklevel=2,
-                )
-                *args, kwargs["group_axis"] = args
-            return init(self, *args, **kwargs)
-
-        return wrapper
-
-    return decorate
+__all__ = ["L21"]
 
 
 @keras.saving.register_keras_serializable(package="sparsehead")
@@ -69,7 +43,7 @@ class L21(keras.regularizers.Regularizer):
         >>> layer = keras.layers.Dense(128, kernel_regularizer=L21(1e-4))
     """
 
-    @positional_group_axis("L21")
+    @legacy("L21", lead=1, positional=("group_axis",))
     def __init__(self, l21: float = 1e-4, *, group_axis: int = -2):
         self.l21 = check_nonnegative(l21, "l21")
         self.group_axis = check_int(group_axis, "group_axis")

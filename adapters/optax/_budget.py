@@ -21,8 +21,9 @@ from sparsehead._validation import check_int
 from sparsehead.budget import resolve_keep
 from sparsehead.schedule import BudgetSchedule
 
+from .._deprecation import legacy
 from ._ops import check_leaf, norms_keepdim
-from ._targets import masked, old_arguments, tree_map_chosen
+from ._targets import masked, tree_map_chosen
 
 __all__ = ["GroupBudgetState", "group_budget", "l20_project"]
 
@@ -80,7 +81,7 @@ class GroupBudgetState(NamedTuple):
     count: jax.Array
 
 
-@old_arguments({}, positional=("group_axis", "begin_step", "end_step"))
+@legacy("group_budget", positional=("group_axis", "begin_step", "end_step"))
 def group_budget(
     keep: int | float,
     targets: Any | Callable[[Any], Any] | None = None,

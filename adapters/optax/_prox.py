@@ -16,8 +16,9 @@ import optax
 
 from sparsehead._validation import check_int, check_real
 
+from .._deprecation import legacy
 from ._ops import l21_prox
-from ._targets import check_chosen, chosen_leaves, masked, old_arguments, tree_map_chosen
+from ._targets import check_chosen, chosen_leaves, masked, tree_map_chosen
 
 __all__ = ["ProximalL21State", "adamw_proximal_l21", "proximal_l21"]
 
@@ -56,7 +57,7 @@ def _prox_update(p: jax.Array, u: jax.Array, t: Any, group_axis: int) -> jax.Arr
     return l21_prox(step, t, group_axis).astype(dtype) - p.astype(dtype)
 
 
-@old_arguments({"lam": "l21", "mask": "targets"})
+@legacy("proximal_l21", lam="l21", mask="targets")
 def proximal_l21(
     learning_rate: ScalarOrSchedule,
     l21: float | jax.Array,
@@ -117,7 +118,7 @@ def proximal_l21(
     return masked(optax.GradientTransformation(init_fn, update_fn), targets)
 
 
-@old_arguments({"lam": "l21", "mask": "targets"})
+@legacy("adamw_proximal_l21", lam="l21", mask="targets")
 def adamw_proximal_l21(
     learning_rate: ScalarOrSchedule,
     l21: float | jax.Array,

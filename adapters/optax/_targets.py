@@ -3,16 +3,12 @@ its path, and the old argument spellings kept for one release."""
 
 from __future__ import annotations
 
-import functools
-import inspect
-import warnings
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import optax
 
-from .._deprecation import MISSING, renamed
 from ._ops import check_leaf
 
 __all__ = [
@@ -20,7 +16,6 @@ __all__ = [
     "chosen_leaves",
     "leaf_name",
     "masked",
-    "old_arguments",
     "tree_map_chosen",
 ]
 
@@ -77,56 +72,3 @@ def tree_map_chosen(
         return fn(check_chosen(path, leaf, group_axis), leaf, *others)
 
     return jax.tree_util.tree_map_with_path(one, tree, *rest)
-
-
-def old_arguments(renames: dict[str, str], positional: tuple[str, ...] = ()):
-    """Accept the old spellings of a function's arguments for one release, with a
-    `DeprecationWarning`: the keywords `renames` (old name -> new name), and the parameters
-    `positional`, now keyword-only, passed by position after the new positional ones.
-
-    `inspect.signature` of the result is the function's own (its new spelling).
-    """
-
-    def wrap(fn):
-        sig = inspect.signature(fn)
-        n_positional = sum(
-            p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in sig.parameters.values()
-        )
-
-        @functools.wraps(fn)
-        def call(*args, **kwargs):
-            if len(args) > n_positional and positional:
-                extra = args[n_positional:]
-                if len(extra) > len(positional):
-                    raise TypeError(
-                        f"{fn.__name__}() takes at most {n_positional} positional "
-                        f"arguments; got {len(args)}"
-                    )
-                args = args[:n_positional]
-                for name, value in zip(positional, extra, strict=False):
-                    if name in kwargs:
-                        raise TypeError(f"{fn.__name__}() got multiple values for {name!r}")
-                    kwargs[name] = value
-                _warn_positional(fn.__name__, positional[: len(extra)])
-            olds = {old: kwargs.pop(old) for old in renames if old in kwargs}
-            for old, old_value in olds.items():
-                new = renames[old]
-                new_value = sig.bind_partial(*args, **kwargs).arguments.get(new, MISSING)
-                if new_value is None and sig.parameters[new].default is None:
-                    new_value = MISSING  # `targets=None` is the default, not a choice
-                # a TypeError if both are given, else the old value with a DeprecationWarning
-                kwargs[new] = renamed(fn.__name__, new, new_value, old, old_value)
-            return fn(*args, **kwargs)
-
-        return call
-
-    return wrap
-
-
-def _warn_positional(where: str, names: tuple[str, ...]) -> None:
-    warnings.warn(
-        f"{where}: passing {', '.join(names)} by position is deprecated and will be removed "
-        "in the next release; pass them by keyword",
-        DeprecationWarning,
-        stacklevel=3,
-    )
