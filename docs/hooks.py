@@ -20,9 +20,12 @@ TREE = ROOT / "build" / "docs-src"
 
 
 def _copy_py(src: Path, dst: Path) -> None:
+    """Copy the package tree `src` to `dst`: its Python files and `py.typed`, subpackages too."""
     dst.mkdir(parents=True, exist_ok=True)
     for path in src.iterdir():
-        if path.suffix in (".py", ".pyi") or path.name == "py.typed":
+        if path.is_dir() and (path / "__init__.py").is_file():
+            _copy_py(path, dst / path.name)
+        elif path.suffix in (".py", ".pyi") or path.name == "py.typed":
             shutil.copy2(path, dst / path.name)
 
 

@@ -84,11 +84,17 @@ class BudgetSchedule(schedule.BudgetSchedule):
     function, and `k(step) = groups - count(step >= T)`.
     """
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Built here, eagerly, as a constant the traced `__call__` closes over: torch.compile
+        # can trace neither a NumPy array's attributes nor a tensor built from varying ints.
+        drops = self.drop_steps().astype("int32")
+        self._drops = ops.convert_to_tensor(drops) if drops.size else None
+
     def __call__(self, step):
-        drops = self.drop_steps().astype("int32")  # a constant of the traced function
-        if not drops.size:
+        if self._drops is None:
             return ops.convert_to_tensor(self.groups, "int32")
-        passed = ops.sum(ops.cast(ops.cast(step, "int32") >= ops.convert_to_tensor(drops), "int32"))
+        passed = ops.sum(ops.cast(ops.cast(step, "int32") >= self._drops, "int32"))
         return self.groups - passed
 
 

@@ -58,7 +58,7 @@ def test_callbacks_name_targets_for_empty_and_integer_kernels(entry):
     with pytest.raises(ValueError, match=r"^targets must not be empty"):
         CALLBACKS[entry](keras.Variable(np.zeros((0, 2), "float32")))
     with pytest.raises(TypeError, match=r"^targets must be floating point"):
-        CALLBACKS[entry](keras.Variable(np.ones((3, 2), "int32")))
+        CALLBACKS[entry](keras.Variable(np.ones((3, 2), "int32"), trainable=False))
 
 
 def test_keep_zero_is_a_value_error():
