@@ -21,12 +21,13 @@ import numpy as np
 from . import data as datasets
 from . import rundir
 from .errors import UsageError
-from .names import BACKBONES, HEADS, METHODS
+from .names import BACKBONES, HEADLESS, HEADS, METHODS, REPRESENTATION_DIMS
 
 __all__ = [
     "Plan",
     "check",
     "check_config",
+    "check_head",
     "default_l21",
     "default_out",
     "load_data",
@@ -57,8 +58,9 @@ def default_out(cfg: dict) -> Path:
 
 def default_l21(cfg: dict) -> float:
     """The L2,1 factor when `--l21` is not given: the paper's 1e-4 (also `--target-sparsity`'s
-    starting value), 0 for the identity head and where Hoyer or the budget replaces it."""
-    if cfg["head"] == "identity" or cfg.get("hoyer") or cfg.get("budget") is not None:
+    starting value), 0 for a head without weights (identity, DirectCLR) and where Hoyer or the
+    budget replaces it."""
+    if cfg["head"] in HEADLESS or cfg.get("hoyer") or cfg.get("budget") is not None:
         return 0.0
     return 1e-4
 
@@ -146,10 +148,7 @@ def check_config(cfg: dict) -> None:
         _number(cfg, key, positive=True)
     for key in ("weight_decay", "l21"):
         _number(cfg, key, positive=False)
-    if cfg["head"] == "identity" and cfg["l21"] > 0:
-        raise UsageError("--l21 must be 0 with --head identity (it has no weights to sparsify)")
-    if cfg["proximal"] and cfg["head"] == "identity":
-        raise UsageError("--proximal needs a head with weights; --head identity has none")
+    check_head(cfg)
     lo, hi = cfg.get("crop_scale") or (0.2, 1.0)
     if not 0 < lo <= hi <= 1:
         raise UsageError(f"--crop-scale must be MIN MAX with 0 < MIN <= MAX <= 1; got {lo} {hi}")
@@ -166,6 +165,33 @@ def check_config(cfg: dict) -> None:
     if cfg.get("distribute", "none") not in ("none", "data-parallel"):
         raise UsageError(f"--distribute must be none or data-parallel; got {cfg['distribute']!r}")
     check_variants(cfg)
+
+
+def check_head(cfg: dict) -> None:
+    """`--head` with its own settings (`--head-dim` as DirectCLR's `d0`, `--head-topk`), and
+    SparseHead only on a head with weights (reference/heads.py)."""
+    head, k = cfg["head"], cfg.get("head_topk")
+    if head in HEADLESS and cfg["l21"] > 0:
+        raise UsageError(f"--l21 must be 0 with --head {head} (it has no weights to sparsify)")
+    if head in HEADLESS and cfg["proximal"]:
+        raise UsageError(f"--proximal needs a head with weights; --head {head} has none")
+    if head == "directclr":
+        d = REPRESENTATION_DIMS[cfg["backbone"]]
+        if cfg["head_dim"] > d:
+            raise UsageError(
+                f"--head-dim is DirectCLR's d0 and must be <= the representation dimension "
+                f"{d} of --backbone {cfg['backbone']}; got {cfg['head_dim']}"
+            )
+    if head == "topk":
+        if k is None:
+            raise UsageError("--head topk needs --head-topk K (hidden units kept per sample)")
+        _positive_int(cfg, "head_topk")
+        if k > cfg["head_hidden"]:
+            raise UsageError(
+                f"--head-topk must be <= --head-hidden ({cfg['head_hidden']}); got {k}"
+            )
+    elif k is not None:
+        raise UsageError(f"--head-topk needs --head topk; got --head {head}")
 
 
 def check_variants(cfg: dict) -> None:
@@ -203,8 +229,8 @@ def check_variants(cfg: dict) -> None:
                                      ("--target-sparsity", target is not None)) if on]  # fmt: skip
     if len(chosen) > 1:
         raise UsageError(f"choose one of --hoyer, --budget and --target-sparsity; got {chosen}")
-    if chosen and cfg["head"] == "identity":
-        raise UsageError(f"{chosen[0]} needs a head with weights; --head identity has none")
+    if chosen and cfg["head"] in HEADLESS:
+        raise UsageError(f"{chosen[0]} needs a head with weights; --head {cfg['head']} has none")
     if hoyer > 0 and cfg.get("l21"):
         raise UsageError("--hoyer replaces the L2,1 penalty: leave --l21 at 0 (or unset)")
     if (hoyer > 0 or budget is not None) and cfg.get("proximal"):

@@ -69,7 +69,7 @@ def make_parser(method: str) -> argparse.ArgumentParser:
         "--l21",
         type=float,
         help="lambda of the L2,1 head penalty; 0 = SparseHead off (default: 1e-4, the "
-        "paper's; 0 for --head identity)",
+        "paper's; 0 for --head identity and directclr)",
     )
     p.add_argument(
         "--proximal",
@@ -117,10 +117,23 @@ def make_parser(method: str) -> argparse.ArgumentParser:
         help="--target-sparsity updates l21 every N training steps; 0: at each epoch's end "
         "(default: 4 times per epoch)",
     )
-    p.add_argument("--head", choices=HEADS, help="projection head" + _default("head"))
+    p.add_argument(
+        "--head",
+        choices=HEADS,
+        help="projection head: the paper's MLP, a linear one, none (identity), DirectCLR (the "
+        "loss on the first --head-dim features of the representation) or the MLP with a top-k "
+        "sparse hidden layer (--head-topk)" + _default("head"),
+    )
     p.add_argument("--head-hidden", type=int, help="hidden width of the MLP head" + _default(
         "head_hidden"))  # fmt: skip
-    p.add_argument("--head-dim", type=int, help="embedding dimension m" + _default("head_dim"))
+    p.add_argument("--head-dim", type=int, help="embedding dimension m (DirectCLR's d0)"
+                   + _default("head_dim"))  # fmt: skip
+    p.add_argument(
+        "--head-topk",
+        type=int,
+        metavar="K",
+        help="--head topk: the hidden units each sample keeps (its K largest activations)",
+    )
     p.add_argument("--epochs", type=int, help="training epochs" + _default("epochs"))
     p.add_argument("--batch-size", type=int, help="images per batch (two views each)" + _default(
         "batch_size"))  # fmt: skip

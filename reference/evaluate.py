@@ -27,7 +27,7 @@ def encode(backbone, head, images: np.ndarray, batch_size: int = 512):
     """Representation `r = f(x)` and embedding `z = h(r)` (inference mode), as float64."""
     r = np.asarray(backbone.predict(images, batch_size=batch_size, verbose=0))
     z = r
-    if head.weights:
+    if not isinstance(head, keras.layers.Identity):  # DirectCLR's slice has no weights either
         z = np.concatenate(
             [
                 keras.ops.convert_to_numpy(head(r[i : i + batch_size], training=False))

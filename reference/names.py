@@ -6,11 +6,15 @@ that implement them (`backbones.py`, `heads.py`, `methods.py`) import the same t
 
 from __future__ import annotations
 
-__all__ = ["BACKBONES", "HEADS", "METHODS"]
+__all__ = ["BACKBONES", "HEADLESS", "HEADS", "METHODS", "REPRESENTATION_DIMS"]
 
 #: Feature extractors `f_theta` (`backbones.build_backbone`).
 BACKBONES = ("small-cnn", "resnet18", "resnet50")
+#: The dimension `d` of each backbone's representation (checked against the built models).
+REPRESENTATION_DIMS = {"small-cnn": 128, "resnet18": 512, "resnet50": 2048}
 #: Projection heads `h_phi` (`heads.build_head`).
-HEADS = ("mlp", "linear", "identity")
+HEADS = ("mlp", "linear", "identity", "directclr", "topk")
+#: The heads without trainable weights: nothing for SparseHead or its variants to act on.
+HEADLESS = ("identity", "directclr")
 #: Self-supervised objectives (`methods.py`).
 METHODS = ("simclr", "byol", "barlow-twins")

@@ -40,7 +40,8 @@ DEFAULTS: dict = {
     "backbone": "small-cnn",
     "head": "mlp",
     "head_hidden": 512,
-    "head_dim": 64,
+    "head_dim": 64,  # m; the sub-vector size d0 for --head directclr
+    "head_topk": None,  # k, the hidden units each sample keeps (--head topk only)
     "l21": None,  # None: the paper's 1e-4 when the head has weights, 0 for the identity head
     "proximal": False,
     "hoyer": 0.0,  # group Hoyer instead of L2,1 (reference/variants.py)

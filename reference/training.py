@@ -4,8 +4,9 @@
    CIFAR-10/100, STL-10, Tiny ImageNet), two views per image: random resized crop (scale
    0.2-1), colour jitter (0.4, 0.4, 0.4, 0.1) with p = 0.8, grayscale p = 0.1, flip.
 2. Network: backbone f (`--backbone`, ResNet-18 in the paper) and projection head h
-   (`--head`: the paper's MLP Linear-BN-ReLU-Linear), `L21(--l21)` on h's last kernel
-   (`--l21 0`: the plain method; `--proximal`: exact zeros by a prox step).
+   (`--head`: the paper's MLP Linear-BN-ReLU-Linear, or an alternative from heads.py),
+   `L21(--l21)` on h's last kernel (`--l21 0`: the plain method; `--proximal`: exact zeros
+   by a prox step).
 3. Objective and optimiser: the method's loss + lambda ||W||_{2,1} (Eq. 12); Adam, weight
    decay 1e-6, `--lr`, `--epochs`, `--batch-size`.
 4. Evaluation: linear probe (Eq. 3) and 5-NN on the frozen representation and embedding, for
@@ -122,7 +123,8 @@ def _build(cfg: dict, input_shape) -> tuple[keras.Model, keras.layers.Layer]:
 
     def pair():
         backbone = build_backbone(cfg["backbone"], input_shape)
-        head = build_head(cfg["head"], cfg["head_hidden"], cfg["head_dim"], cfg["penalty"])
+        head = build_head(cfg["head"], cfg["head_hidden"], cfg["head_dim"], cfg["penalty"],
+                          k=cfg.get("head_topk"))  # fmt: skip
         return backbone, head
 
     backbone, head = pair()
@@ -136,6 +138,7 @@ def _build(cfg: dict, input_shape) -> tuple[keras.Model, keras.layers.Layer]:
     elif method == "byol":
         target_backbone, target_head = pair()
         target_backbone.name = "target_" + target_backbone.name
+        # the predictor maps the embedding back to its own dimension (d for no projector)
         dim = cfg["head_dim"] if cfg["head"] != "identity" else backbone.output_shape[-1]
         model = BYOL(
             backbone,
@@ -256,7 +259,7 @@ class _Run:
     y_test: np.ndarray
     model: keras.Model
     head: keras.layers.Layer
-    kernel: object  # the head's last kernel (keras.Variable), None for the identity head
+    kernel: object  # the head's last kernel (keras.Variable), None for a head without weights
 
 
 def _build_run(plan: Plan, work: Path) -> _Run:
@@ -390,18 +393,24 @@ def _report(s: _Run, fit: _Fit, metrics: dict, curves: dict, timing: dict) -> di
 
 
 def spectra_title(cfg: dict) -> str:
-    """The spectra plot's title: method, and how SparseHead was applied (or that it was off)."""
+    """The spectra plot's title: method, the head unless it is the MLP, and how SparseHead
+    was applied (or that it was off)."""
+    head = cfg.get("head", "mlp")
+    what = {"mlp": "", "identity": ", no projector", "linear": ", linear head",
+            "directclr": f", DirectCLR d0={cfg.get('head_dim')}",
+            "topk": f", top-k head k={cfg.get('head_topk')}"}[head]  # fmt: skip
+    name = cfg["method"] + what
     if cfg.get("hoyer"):
-        return f"{cfg['method']}, group Hoyer hoyer={cfg['hoyer']:g}"
+        return f"{name}, group Hoyer hoyer={cfg['hoyer']:g}"
     if cfg.get("budget") is not None:
-        return f"{cfg['method']}, L2,0 budget keep={cfg['budget']:g}"
+        return f"{name}, L2,0 budget keep={cfg['budget']:g}"
     if cfg.get("target_sparsity") is not None:
         how = "proximal step" if cfg["proximal"] else "penalty"
-        return f"{cfg['method']}, adaptive L2,1 {how} target={cfg['target_sparsity']:g}"
+        return f"{name}, adaptive L2,1 {how} target={cfg['target_sparsity']:g}"
     if not cfg["l21"]:
-        return f"{cfg['method']}, no SparseHead (l21=0)"
+        return f"{name}, no SparseHead (l21=0)"
     how = "proximal step" if cfg["proximal"] else "penalty"
-    return f"{cfg['method']}, SparseHead {how} l21={cfg['l21']:g}"
+    return f"{name}, SparseHead {how} l21={cfg['l21']:g}"
 
 
 def raw_pixel_knn(x_train, y_train, x_test, y_test, k: int = 5) -> float:
