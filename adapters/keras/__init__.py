@@ -12,6 +12,8 @@
 - `ProximalL21`: a callback that group-soft-thresholds kernels after every optimizer step
   (exact zeros), with a threshold that follows the optimizer's preconditioner (Adam, SGD).
 - `SparsityMonitor`: a callback that logs the L2,1 value and scale-free sparsity per epoch.
+- `RankMonitor`: a callback that logs RankMe and effective rank of the representation and the
+  embedding of a fixed held-out batch per epoch (label-free quality).
 - `info_nce`, `byol_loss`, `barlow_twins_loss`, `cosine_similarity`: the objectives in
   `keras.ops`, matching the NumPy core.
 - `group_norms`, `l2_normalize`, `l21_prox`: the building blocks in `keras.ops`.
@@ -30,6 +32,7 @@ from ._monitor import SparsityMonitor
 from ._ops import group_norms, l2_normalize
 from ._penalty import L21
 from ._prox import ProximalL21, group_preconditioner, l21_prox
+from ._rank import RankMonitor
 
 __all__ = [
     "L21",
@@ -39,6 +42,7 @@ __all__ = [
     "GroupHoyer",
     "ProjectionHead",
     "ProximalL21",
+    "RankMonitor",
     "SparsityMonitor",
     "barlow_twins_loss",
     "byol_loss",
