@@ -31,7 +31,15 @@ from sparsehead.adapters.keras import L21, ProjectionHead
 
 from .names import HEADS
 
-__all__ = ["HEADS", "DirectCLR", "TopKHead", "build_head", "regularized_kernel", "top_k_mask"]
+__all__ = [
+    "HEADS",
+    "DirectCLR",
+    "TopKHead",
+    "build_head",
+    "regularized_kernel",
+    "top_k_mask",
+    "top_k_sparse",
+]
 
 
 class DirectCLR(keras.layers.Layer):
@@ -79,6 +87,14 @@ def top_k_mask(a, k: int):
     return ops.stop_gradient(ops.scatter(where, ones, ops.shape(a)))
 
 
+def top_k_sparse(a, k: int):
+    """`m ⊙ a` with `m = top_k_mask(a, k)`: each row keeps its `k` largest entries.
+
+    Plain masking: `m` is a constant, so `d(m ⊙ a)/da = m`: the gradient flows through the
+    kept entries only (straight-through would pass it to all of them)."""
+    return a * top_k_mask(a, k)
+
+
 class TopKHead(ProjectionHead):
     """The MLP head with a top-k activation-sparse hidden layer (Ouyang et al., ICLR 2025).
 
@@ -103,7 +119,7 @@ class TopKHead(ProjectionHead):
     def hidden_activations(self, inputs, training=None):
         """`m ⊙ a`: the hidden layer after the top-k mask, shape `(N, hidden_dim)`."""
         a = self.relu(self.batchnorm(self.hidden(inputs), training=training))
-        return a * top_k_mask(a, self.k)
+        return top_k_sparse(a, self.k)
 
     def call(self, inputs, training=None):
         return self.output_layer(self.hidden_activations(inputs, training=training))

@@ -31,6 +31,7 @@ from reference.heads import (  # noqa: E402
     build_head,
     regularized_kernel,
     top_k_mask,
+    top_k_sparse,
 )
 from reference.methods import BYOL, BarlowTwins, SimCLR, mlp_predictor  # noqa: E402
 from reference.names import HEADLESS, HEADS, METHODS, REPRESENTATION_DIMS  # noqa: E402
@@ -176,11 +177,11 @@ def test_top_k_mask_keeps_exactly_k_largest_per_sample(a, k):
 
 
 def test_top_k_masking_passes_the_gradient_through_kept_units_only():
-    """Plain masking: d/da sum(c * m(a) * a) = c * m(a) (straight-through would give c)."""
+    """Plain masking: d/da sum(c * (m ⊙ a)) = c * m(a) (straight-through would give c)."""
     a = np.random.default_rng(3).normal(size=(4, 9)).astype(np.float32)
     c = np.random.default_rng(4).uniform(1, 2, size=a.shape).astype(np.float32)
     ct = ops.convert_to_tensor(c)
-    _, grad = value_and_grad(lambda x: ops.sum(ct * x * top_k_mask(x, 3)), ops.convert_to_tensor(a))
+    _, grad = value_and_grad(lambda x: ops.sum(ct * top_k_sparse(x, 3)), ops.convert_to_tensor(a))
     mask = _np(top_k_mask(ops.convert_to_tensor(a), 3))
     np.testing.assert_allclose(_np(grad), c * mask, rtol=1e-6)
 
