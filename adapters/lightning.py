@@ -23,25 +23,32 @@ Sharded training: under DDP every rank holds the whole weight; under FSDP2 (Ligh
 over the mesh (only `G` values travel; the weight is never gathered). The targets are resolved
 at `on_fit_start`, after `configure_model`, so the module may build its layers there.
 
+`RankMonitor(x, backbone, head)` logs label-free quality at the end of training epochs:
+RankMe and effective rank (`sparsehead.rankme`, `sparsehead.effective_rank`) of the
+representation `r = backbone(x)` and the embedding `z = head(r)` of a fixed held-out batch.
+
 This module imports torch and lightning only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import operator
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
 
+from sparsehead._ranks import check_monitor, check_output, rank_measures
 from sparsehead._validation import check_choice, check_int, check_nonnegative
 from sparsehead.groups import sparsity_summary
+from sparsehead.schedule import is_due
 
 from ._deprecation import legacy
 from .torch import ProximalL21, Target, group_norms, l21_regularization
 from .torch._targets import Chosen, resolve
 
-__all__ = ["SparseHead"]
+__all__ = ["RankMonitor", "SparseHead"]
 
 _MODES = ("penalty", "prox")
 _PRECONDITIONS = ("auto", "adam", "lr")
@@ -187,3 +194,127 @@ class SparseHead(pl.Callback):
             out[f"sparsehead/{name}/l21"] = summary["l21"]
             out.update({f"sparsehead/{name}/{k}": float(summary[k]) for k in _LOGGED})
         return out
+
+
+Part = torch.nn.Module | Callable | str
+
+
+def _host(x: Any) -> Any:
+    """A tensor as a CPU NumPy array for the argument checks (half precision as float32);
+    anything else unchanged."""
+    if not isinstance(x, torch.Tensor):
+        return x
+    x = x.detach().cpu()
+    return (x.float() if x.is_floating_point() else x).numpy()
+
+
+class RankMonitor(pl.Callback):
+    """Logs RankMe and effective rank of the representation and the embedding of a fixed batch.
+
+    At the end of training epochs `every, 2 * every, ...` (Lightning's epoch count, so a run
+    resumed from a checkpoint keeps it) it runs the held-out batch `x` through the backbone,
+    `r = f(x)`, and the head, `z = h(r)`, with the module in eval mode and no gradients (the
+    modes are restored afterwards), and logs through `pl_module.log_dict` (`on_epoch=True`):
+    `{prefix}rankme_representation`, `{prefix}effective_rank_representation`,
+    `{prefix}rankme_embedding`, `{prefix}effective_rank_embedding`, from `sparsehead.rankme`
+    (uncentred) and `sparsehead.effective_rank` (centred). No labels are needed; an output
+    holding NaN or inf gets NaN, never a rank. Every rank computes the same values (under
+    FSDP2 every rank must take part in the forward pass).
+
+    Cost per measured epoch: one forward pass over `x` and two SVDs of `(len(x), d)`.
+
+    Args:
+        x: the fixed held-out inputs, `(n, ...)` with `n >= 2`, as the backbone takes them (a
+            tensor or an array; moved to the module's device in chunks).
+        backbone: the feature extractor `f`: a module, any callable `x -> r`, or the name of
+            the `LightningModule`'s attribute that holds it (`"backbone"`, dotted names too).
+            Must return `(n, d)`.
+        head: the projection head `h`, applied to `r`, given the same ways; `None` logs the
+            representation's measures only.
+        every: measure after every `every`-th training epoch (`>= 1`).
+        batch_size: the rows of `x` per forward call.
+        prefix: key prefix in the logs.
+
+    Attributes: `records`, one dict per measured epoch: `{"epoch": n, key: value, ...}`.
+    """
+
+    def __init__(
+        self,
+        x: Any,
+        backbone: Part,
+        head: Part | None = None,
+        *,
+        every: int = 1,
+        batch_size: int = 256,
+        prefix: str = "sparsehead/",
+    ) -> None:
+        check_monitor(_host(x), backbone, head, every, batch_size, prefix)
+        self.x = x.detach() if isinstance(x, torch.Tensor) else torch.as_tensor(x)
+        self.backbone = backbone
+        self.head = head
+        self.every = int(every)
+        self.batch_size = int(batch_size)
+        self.prefix = prefix
+        self.records: list[dict[str, float]] = []
+
+    def _resolve(self, part: Part, name: str, pl_module: pl.LightningModule) -> Callable:
+        if not isinstance(part, str):
+            return part
+        try:
+            found = operator.attrgetter(part)(pl_module)
+        except AttributeError:
+            found = None
+        if not callable(found):
+            raise ValueError(
+                f"{name}={part!r}: the {type(pl_module).__name__} has no module or callable "
+                f"attribute {part!r}"
+            )
+        return found
+
+    def _apply(self, f: Callable, x: torch.Tensor, device: torch.device) -> torch.Tensor:
+        return torch.cat(
+            [
+                torch.as_tensor(f(x[i : i + self.batch_size].to(device)))
+                for i in range(0, len(x), self.batch_size)
+            ]
+        )
+
+    @torch.no_grad()
+    def outputs(self, pl_module: pl.LightningModule) -> tuple[Any, Any]:
+        """`(r, z)` of the fixed batch now, as float64 NumPy (`z` is `None` without a head)."""
+        backbone = self._resolve(self.backbone, "backbone", pl_module)
+        head = None if self.head is None else self._resolve(self.head, "head", pl_module)
+        modules = [pl_module, *(p for p in (backbone, head) if isinstance(p, torch.nn.Module))]
+        modes = {m: m.training for root in modules for m in root.modules()}
+        for root in modules:
+            root.eval()
+        try:
+            r = self._apply(backbone, self.x, pl_module.device)
+            z = None if head is None else self._apply(head, r, pl_module.device)
+        finally:
+            for m, mode in modes.items():
+                m.train(mode)
+        n = len(self.x)
+        r_np = check_output(r.detach().to(torch.float64).cpu().numpy(), n, "backbone")
+        if z is None:
+            return r_np, None
+        return r_np, check_output(z.detach().to(torch.float64).cpu().numpy(), n, "head")
+
+    def measure(self, pl_module: pl.LightningModule) -> dict[str, float]:
+        """The measures now (keys without the prefix), from `sparsehead.rankme` and
+        `sparsehead.effective_rank`."""
+        return rank_measures(*self.outputs(pl_module))
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._resolve(self.backbone, "backbone", pl_module)  # fail before the first step
+        if self.head is not None:
+            self._resolve(self.head, "head", pl_module)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        epoch = trainer.current_epoch + 1  # epochs completed, this one included
+        if not is_due(epoch, self.every):
+            return
+        values = self.measure(pl_module)
+        self.records.append({"epoch": epoch, **values})
+        logged = {self.prefix + key: value for key, value in values.items()}
+        pl_module.log_dict(logged, on_step=False, on_epoch=True)
