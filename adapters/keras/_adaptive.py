@@ -12,9 +12,11 @@ rather than the additive `λ <- max(0, λ + η (s - s*))`: `λ` is not known wit
 paper's 1e-4 and the 1e-2 at which the head collapses are two decades apart), an additive step
 small enough to settle near a small `λ` needs hundreds of updates to come from a large one, and
 the multiplicative step keeps `λ > 0` without a projection. It covers a factor 100 in about
-`ln(100) / (dual_lr * |s - s*|)` updates. The rule, its period and its measures are the
-core's (`sparsehead.controller.DualAscent`, `measure_fraction`); this module holds `λ` in a
-variable that the compiled train step reads, and calls the rule after optimizer steps.
+`ln(100) / (dual_lr * |s - s*|)` updates. `controller="pi"` takes the damped PI step
+instead (νPI in `log λ` on the averaged measure, `sparsehead.controller.DampedPI`). The rules,
+their period and their measures are the core's (`sparsehead.controller.DualAscent`,
+`DampedPI`, `measure_fraction`); this module holds `λ` in a variable that the compiled train
+step reads, and calls the rule after optimizer steps.
 """
 
 from __future__ import annotations
@@ -104,7 +106,10 @@ class AdaptiveL21(keras.callbacks.Callback):
     (`sparsehead.controller.measure_fraction`, a fraction of the groups, averaged over the
     kernels) and `λ` takes the core's dual step (`sparsehead.controller.DualAscent`),
     `λ <- clip(λ exp(sign * dual_lr (s - s*)), min_l21, max_l21)`: `λ` rises while the kernels
-    are denser than the target and falls while they are sparser.
+    are denser than the target and falls while they are sparser. `controller="pi"` takes the
+    damped PI step of `sparsehead.controller.DampedPI` instead (νPI, Sohrabi et al. 2024):
+    the same integral step on the averaged measure `s̄`, plus `kp` times the change of the
+    error's average `ξ` (damping `nu`); its state `(ξ, s̄)` carries over to a second `fit`.
 
     `λ` is held in a `keras.Variable` (`.l21`) that the compiled train step reads, so no
     recompilation happens. Two ways to apply it:
@@ -135,11 +140,17 @@ class AdaptiveL21(keras.callbacks.Callback):
         group_axis: the axis whose index names a group, for the measure (-2 for Keras
             kernels; with `prox` and `targets=None`, the prox's own `group_axis`).
         prox: a `ProximalL21` whose strength follows `λ`, instead of the `L21` penalties.
+        controller: `"dual"` (the dual step, `DualAscent`) or `"pi"` (`DampedPI`).
+        kp, nu, smoothing: `DampedPI`'s gain `K_P >= 0`, damping `ν` in `[0, 1)` and measure
+            averaging `β` in `[0, 1)`; `None` takes its defaults
+            (`sparsehead.controller.PI_DEFAULTS`); a `ValueError` with `controller="dual"`.
 
     Attributes: `l21` (the `λ` variable; `value()` reads it), `measure_value` (the last `s`,
-    `None` before the first update). The old order `AdaptiveL21(targets, target, measure, l21,
-    dual_lr, every, group_axis)` and a `ProximalL21` passed as `targets` keep working for one
-    release, with a `DeprecationWarning` (`every=None`, "per epoch", is gone).
+    `None` before the first update), `controller` (the core's rule object; its state and `λ`
+    are `state_dict()`, for a checkpoint: `load_state_dict` restores them). The old order
+    `AdaptiveL21(targets, target, measure, l21, dual_lr, every, group_axis)` and a
+    `ProximalL21` passed as `targets` keep working for one release, with a
+    `DeprecationWarning` (`every=None`, "per epoch", is gone).
 
     Example:
         >>> layer = keras.layers.Dense(128, kernel_regularizer=L21(1e-4))
@@ -165,6 +176,10 @@ class AdaptiveL21(keras.callbacks.Callback):
         max_l21: float = 1000.0,
         group_axis: int = -2,
         prox: ProximalL21 | None = None,
+        controller: str = "dual",
+        kp: float | None = None,
+        nu: float | None = None,
+        smoothing: float | None = None,
     ):
         super().__init__()
         if isinstance(targets, ProximalL21):
@@ -178,7 +193,19 @@ class AdaptiveL21(keras.callbacks.Callback):
             )
             targets, prox = None, targets
         self.controller = adaptive_controller(
-            ProximalL21, prox, targets, target, measure, dual_lr, every, min_l21, max_l21
+            ProximalL21,
+            prox,
+            targets,
+            target,
+            measure,
+            dual_lr,
+            every,
+            min_l21,
+            max_l21,
+            controller=controller,
+            kp=kp,
+            nu=nu,
+            smoothing=smoothing,
         )
         self.prox = prox
         self.targets = prox.targets if targets is None else target_list(targets)
@@ -215,6 +242,15 @@ class AdaptiveL21(keras.callbacks.Callback):
     def value(self) -> float:
         """The current `λ` (on JAX, call after the state has been synced, e.g. via `.model`)."""
         return float(ops.convert_to_numpy(self.l21))
+
+    def state_dict(self) -> dict:
+        """`{"l21": λ, "controller": the rule's state}` (the step count is the optimizer's)."""
+        return {"l21": self.value(), "controller": self.controller.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore `state_dict()` (e.g. into a new `AdaptiveL21` after a restart)."""
+        self.l21.assign(self.controller.clip(check_real(state["l21"], "l21", low=0, low_open=True)))
+        self.controller.load_state_dict(state.get("controller", {}))
 
     def sparsity(self) -> float:
         """The measure `s`, averaged over the target kernels (`measure_fraction`)."""

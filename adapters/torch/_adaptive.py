@@ -11,6 +11,8 @@ takes the core's multiplicative dual step (`sparsehead.controller.DualAscent`)
 
 which is projected dual ascent on `log λ`: it stays positive and crosses decades in a few
 updates from a poor `λ0`. The floor `λ_min` keeps `λ` where it can come back from.
+`controller="pi"` takes the core's damped PI step instead (`sparsehead.controller.DampedPI`,
+νPI in `log λ` on the averaged measure).
 """
 
 from __future__ import annotations
@@ -61,7 +63,10 @@ class AdaptiveL21:
     weight is scaled), and takes the core's dual step (`sparsehead.controller.DualAscent`):
     `λ <- clip(λ * exp(dual_lr * (s - target)), min_l21, max_l21)` (sign reversed for
     measures where higher is sparser): `λ` grows while the weights are denser than the
-    target, shrinks while they are sparser.
+    target, shrinks while they are sparser. `controller="pi"` takes the damped PI step of
+    `sparsehead.controller.DampedPI` instead (νPI, Sohrabi et al. 2024): the same integral
+    step on the averaged measure `s̄`, plus `kp` times the change of the error's average `ξ`
+    (damping `nu`); its state `(ξ, s̄)` is part of `state_dict()`.
 
     Prefer `prox=`: the penalty's subgradient leaves the groups it would remove oscillating
     around 0 with an amplitude of about `lr * λ` (about `lr` under Adam, whatever `λ`),
@@ -87,6 +92,10 @@ class AdaptiveL21:
         group_axis: the axis that names a group; `None` infers it from the module (`-1` for
             `nn.Linear`, `1` for `nn.Conv*d`), as `ProximalL21` does.
         prox: an optional `ProximalL21`, whose strength follows `λ`.
+        controller: `"dual"` (the dual step, `DualAscent`) or `"pi"` (`DampedPI`).
+        kp, nu, smoothing: `DampedPI`'s gain `K_P >= 0`, damping `ν` in `[0, 1)` and measure
+            averaging `β` in `[0, 1)`; `None` takes its defaults
+            (`sparsehead.controller.PI_DEFAULTS`); a `ValueError` with `controller="dual"`.
 
     On an accelerator: `step()` between updates reads nothing from the device (the step count
     is a host int), and `penalty()` multiplies by `λ` held as a 0-d tensor on each weight's
@@ -96,7 +105,7 @@ class AdaptiveL21:
 
     Attributes: `l21` (the current `λ`, a float), `measure_value` (the last `s`, `None`
     before the first update), `history` (a list of `(step, λ, s)` per update, for logging),
-    `controller` (the core's `DualAscent`).
+    `controller` (the core's rule: a `DualAscent` or a `DampedPI`).
     """
 
     @legacy("AdaptiveL21", lead=1, order=("target", "targets"), old_positional=("measure", "l21"))
@@ -113,9 +122,25 @@ class AdaptiveL21:
         max_l21: float = 1000.0,
         group_axis: int | None = None,
         prox: ProximalL21 | None = None,
+        controller: str = "dual",
+        kp: float | None = None,
+        nu: float | None = None,
+        smoothing: float | None = None,
     ) -> None:
         self.controller = adaptive_controller(
-            ProximalL21, prox, targets, target, measure, dual_lr, every, min_l21, max_l21
+            ProximalL21,
+            prox,
+            targets,
+            target,
+            measure,
+            dual_lr,
+            every,
+            min_l21,
+            max_l21,
+            controller=controller,
+            kp=kp,
+            nu=nu,
+            smoothing=smoothing,
         )
         if targets is None:
             if group_axis is not None:
@@ -205,9 +230,16 @@ class AdaptiveL21:
         return optimizer.register_step_post_hook(lambda *_: self.step())
 
     def state_dict(self) -> dict:
-        return {"l21": self.l21, "step_count": self.step_count}
+        """`λ`, the step count and the rule's state (`ξ` and `s̄` for `controller="pi"`)."""
+        return {
+            "l21": self.l21,
+            "step_count": self.step_count,
+            "controller": self.controller.state_dict(),
+        }
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore `state_dict()`; a state without `"controller"` (older) resets the rule's."""
         self.l21 = self.controller.clip(check_positive(state["l21"], "l21"))
         self.step_count = check_int(state["step_count"], "step_count", low=0)
+        self.controller.load_state_dict(state.get("controller", {}))
         self._sync_prox()

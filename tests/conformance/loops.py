@@ -9,6 +9,9 @@ calls of 5 and 7 steps (the second continues the step count).
 
 `adaptive_trace(...)` returns, after each optimizer step, `λ` as the adapter holds it and the
 weight as the adapter reads it (a penalty-only loss: the groups shrink at the rate `λ`).
+`rule` are `AdaptiveL21`'s controller keywords (`controller`, `kp`, `nu`, `smoothing`); with
+`restart=True` the steps after the fifth are taken by a new `AdaptiveL21` loaded from the
+first one's `state_dict()` (a checkpoint), instead of by the same object.
 """
 
 from __future__ import annotations
@@ -78,18 +81,32 @@ def keras_budget_counts(keep, begin_step, end_step, every, steps: int) -> list[i
     return record.seen
 
 
-def keras_adaptive_trace(target, measure, l21, every, steps: int):
+def keras_adaptive_trace(target, measure, l21, every, steps: int, restart=False, **rule):
     from sparsehead.adapters.keras import L21, AdaptiveL21
 
     keras, layer, model = _keras_model(L21(l21))
     model.compile(optimizer=keras.optimizers.SGD(0.05), loss=lambda y, p: 0.0 * keras.ops.mean(p))
-    adaptive = AdaptiveL21(target, [layer], measure=measure, l21=l21, dual_lr=1.0, every=every)
+
+    def make():
+        return AdaptiveL21(
+            target, [layer], measure=measure, l21=l21, dual_lr=1.0, every=every, **rule
+        )
+
+    held = [make()]
     record = _keras_recorder(
         keras,
         layer,
-        lambda: (adaptive.value(), kseam.to_numpy(layer.kernel).astype(np.float64)),
+        lambda: (held[-1].value(), kseam.to_numpy(layer.kernel).astype(np.float64)),
     )
-    _two_fits(model, steps, [adaptive, record])
+    if not restart:
+        _two_fits(model, steps, [held[0], record])
+    else:  # the two fits of _two_fits, the second by a new callback from the checkpoint
+        for n, fresh in ((5, False), (steps - 5, True)):
+            if fresh:
+                held.append(make())
+                held[-1].load_state_dict(held[0].state_dict())
+            x, y = np.ones((4 * n, GROUPS), "float32"), np.zeros((4 * n, OUT), "float32")
+            model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[held[-1], record])
     return [s[0] for s in record.seen], [s[1] for s in record.seen], -2
 
 
@@ -120,15 +137,27 @@ def torch_budget_counts(keep, begin_step, end_step, every, steps: int) -> list[i
     return counts
 
 
-def torch_adaptive_trace(target, measure, l21, every, steps: int):
+def torch_adaptive_trace(target, measure, l21, every, steps: int, restart=False, **rule):
     from sparsehead.adapters.torch import AdaptiveL21
 
     torch, model = _torch_model()
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    adaptive = AdaptiveL21(target, [model], measure=measure, l21=l21, dual_lr=1.0, every=every)
-    adaptive.attach(opt)
+
+    def make():
+        return AdaptiveL21(
+            target, [model], measure=measure, l21=l21, dual_lr=1.0, every=every, **rule
+        )
+
+    adaptive = make()
+    handle = adaptive.attach(opt)
     lams, weights = [], []
-    for _ in range(steps):
+    for t in range(steps):
+        if restart and t == 5:  # a checkpoint after step 5, loaded into a new object
+            state = adaptive.state_dict()
+            handle.remove()
+            adaptive = make()
+            adaptive.load_state_dict(state)
+            handle = adaptive.attach(opt)
         opt.zero_grad()
         adaptive.penalty().backward()
         opt.step()

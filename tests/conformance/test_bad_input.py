@@ -198,6 +198,24 @@ MEASURE_ENTRIES = {
     "torch.AdaptiveL21": lambda measure: _torch_adaptive(measure=measure),
 }
 
+CONTROLLER_ENTRIES = {
+    "core.adaptive_controller": lambda controller: __import__(
+        "sparsehead.controller", fromlist=["adaptive_controller"]
+    ).adaptive_controller(
+        object, None, ["w"], 0.5, "groups_95_energy", 1.0, 1, 1e-12, 1.0, controller=controller
+    ),
+    "keras.AdaptiveL21": lambda controller: _keras_adaptive(controller=controller),
+    "torch.AdaptiveL21": lambda controller: _torch_adaptive(controller=controller),
+}
+
+KP_ENTRIES = {  # a gain of the PI rule
+    "core.DampedPI": lambda kp: __import__("sparsehead.controller", fromlist=["DampedPI"]).DampedPI(
+        0.5, kp=kp
+    ),
+    "keras.AdaptiveL21": lambda kp: _keras_adaptive(controller="pi", kp=kp),
+    "torch.AdaptiveL21": lambda kp: _torch_adaptive(controller="pi", kp=kp),
+}
+
 
 def _torch_l21(name):
     def call(l21):
@@ -309,6 +327,16 @@ TABLE: list[tuple[Row, dict[str, Callable]]] = [
         Row("measure-unknown", "measure", "zeros", ValueError, "measure must be one of"),
         MEASURE_ENTRIES,
     ),
+    (
+        Row("controller-unknown", "controller", "pid", ValueError, "controller must be one of"),
+        CONTROLLER_ENTRIES,
+    ),
+    (
+        Row("controller-type", "controller", object, TypeError, "controller must be a str"),
+        CONTROLLER_ENTRIES,
+    ),
+    (Row("kp-negative", "kp", -1.0, ValueError, "kp must be >= 0"), KP_ENTRIES),
+    (Row("kp-bool", "kp", True, TypeError, "kp must be a real number"), KP_ENTRIES),
     (Row("l21-negative", "l21", -1.0, ValueError, "l21 must be >= 0"), L21_ENTRIES),
     (Row("l21-bool", "l21", True, TypeError, "l21 must be a real number"), L21_ENTRIES),
     (Row("hoyer-negative", "hoyer", -1.0, ValueError, "hoyer must be >= 0"), HOYER_ENTRIES),

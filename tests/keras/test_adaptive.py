@@ -54,7 +54,9 @@ class StepRecorder(keras.callbacks.Callback):
 
 
 # 256 samples in batches of 64: 4 optimizer steps per epoch; every=4 updates once per epoch.
-def _fit(mode, l21, target=0.5, epochs=40, dual_lr=2.0, every=4, measure="groups_95_energy"):
+def _fit(
+    mode, l21, target=0.5, epochs=40, dual_lr=2.0, every=4, measure="groups_95_energy", **rule
+):
     keras.utils.set_random_seed(0)
     x, y = _problem()
     layer = keras.layers.Dense(
@@ -71,6 +73,7 @@ def _fit(mode, l21, target=0.5, epochs=40, dual_lr=2.0, every=4, measure="groups
         dual_lr=dual_lr,
         every=every,
         prox=prox,
+        **rule,
     )
     record = KernelRecorder(layer)
     callbacks = [record, adaptive] + ([prox] if prox else [])
@@ -83,9 +86,10 @@ def fraction_95(kernel) -> float:
     return s["groups_95_energy"] / s["groups"]
 
 
+@pytest.mark.parametrize("rule", [{}, {"controller": "pi"}], ids=["dual", "pi"])
 @pytest.mark.parametrize("start", [3e-3, 30.0])  # 100x below and above l21 ~ 0.3
-def test_prox_reaches_the_target_from_100x_off(start):
-    history, _, layer, prox, _ = _fit("prox", start)
+def test_prox_reaches_the_target_from_100x_off(start, rule):
+    history, _, layer, prox, _ = _fit("prox", start, **rule)
     assert fraction_95(to_numpy(layer.kernel)) == 0.5
     assert history["adaptive_measure"][-3:] == [0.5, 0.5, 0.5]
     final = history["adaptive_l21"][-1]

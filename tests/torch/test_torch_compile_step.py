@@ -97,9 +97,9 @@ class Run:
             self.proxes.append(ProximalL21(opt, 0.02, m[4], precondition="adam"))
         else:
             self.proxes.append(ProximalL21(opt, 0.02, m[4], precondition="lr"))
-        # λ of the last prox and of the penalty on m[0] driven by two controllers
+        # λ of the last prox and of the penalty on m[0] driven by two controllers, the two rules
         self.adaptive = [
-            AdaptiveL21(0.3, prox=self.proxes[-1], l21=0.02, every=EVERY),
+            AdaptiveL21(0.3, prox=self.proxes[-1], l21=0.02, every=EVERY, controller="pi"),
             AdaptiveL21(0.3, m[0], l21=1e-2, every=EVERY, measure="frac_below_1pct"),
         ]
         self.budget = GroupBudget(opt, 3, m[0], begin_step=1, end_step=3, every=EVERY)
