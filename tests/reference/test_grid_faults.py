@@ -38,6 +38,7 @@ pytest.importorskip("sklearn")
 
 from reference import rundir
 from reference.errors import INTERRUPTED
+from tests.reference._signals import default_sigint
 
 if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
     pytest.skip("the grid protocol is backend-independent: run under tensorflow only",
@@ -55,8 +56,9 @@ def _grid(cwd: Path, fault: str | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != rundir.FAULT_ENV}
     if fault:
         env[rundir.FAULT_ENV] = fault
-    return subprocess.run([sys.executable, str(SCRIPT), *COMMAND], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=900)  # fmt: skip
+    cmd = [sys.executable, str(SCRIPT), *COMMAND]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900,
+                          preexec_fn=default_sigint)  # fmt: skip
 
 
 @pytest.fixture(scope="module")

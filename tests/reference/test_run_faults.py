@@ -20,6 +20,7 @@ import pytest
 
 from reference import rundir
 from reference.errors import INTERRUPTED, UsageError, main_guard
+from tests.reference._signals import default_sigint
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -204,7 +205,7 @@ def _train(out: Path, *flags: str, fault: str | None = None) -> subprocess.Compl
         env[rundir.FAULT_ENV] = fault
     cmd = [sys.executable, str(ROOT / "reference" / "train_simclr.py"), *TINY, "--out", str(out)]
     return subprocess.run([*cmd, *flags], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600)  # fmt: skip
+                          timeout=600, preexec_fn=default_sigint)  # fmt: skip
 
 
 def _outcome(out: Path) -> dict:
