@@ -33,7 +33,9 @@ class RankMonitor(keras.callbacks.Callback):
     measured epochs only, so their History lists are shorter than `history.epoch`;
     `records` pairs each value with its epoch.
 
-    Cost per measured epoch: one forward pass over `x` and two SVDs of `(len(x), d)`.
+    Cost per measured epoch: one forward pass over `x` (`predict` for a `keras.Model`, so
+    compiled where the backend compiles; eager calls for a layer or a callable) and two SVDs
+    of `(len(x), d)`.
 
     Args:
         x: the fixed held-out inputs, `(n, ...)` with `n >= 2` (e.g. the first 512 test
@@ -88,6 +90,9 @@ class RankMonitor(keras.callbacks.Callback):
 
     def _apply(self, part: Part, x: np.ndarray, name: str) -> np.ndarray:
         f = self._resolve(part, name)
+        if isinstance(f, keras.Model):  # compiled inference (jit on JAX), in batches
+            y = f.predict(x, batch_size=self.batch_size, verbose=0)
+            return check_output(np.asarray(keras.ops.convert_to_numpy(y)), len(x), name)
         chunks = []
         for i in range(0, len(x), self.batch_size):
             chunk = x[i : i + self.batch_size]
