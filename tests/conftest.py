@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,3 +26,18 @@ settings.register_profile(
     "ci", parent=settings.get_profile("default"), derandomize=True, database=None
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+# Whole folders whose every test runs Keras on the backend of the process.
+KERAS_FOLDERS = (ROOT / "tests" / "keras",)
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Mark `keras_backend` what CI must run under every Keras backend (pyproject's markers);
+    test files elsewhere mark themselves (`pytestmark`), doc blocks by the packages they use."""
+    conformance = ROOT / "tests" / "conformance"
+    for item in items:
+        if any(folder in item.path.parents for folder in KERAS_FOLDERS) or (
+            conformance in item.path.parents and "keras" in item.name  # the Keras seam's cases
+        ):
+            item.add_marker(pytest.mark.keras_backend)

@@ -15,6 +15,7 @@ from .snippets import ROOT, extract
 keras = pytest.importorskip("keras")
 
 PAGE = "docs/keras.md"
+pytestmark = pytest.mark.keras_backend  # runs Keras models: under every backend in CI
 
 
 def _example():

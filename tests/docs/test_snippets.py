@@ -51,7 +51,14 @@ def _execute(block: Block, state: dict, monkeypatch) -> None:
         state["done"].add(block.line)
 
 
-@pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
+# a page that uses Keras runs under every backend in CI (the `keras_backend` marker)
+@pytest.mark.parametrize(
+    "block",
+    [
+        pytest.param(b, id=b.id, marks=[pytest.mark.keras_backend] if "keras" in b.needs else [])
+        for b in BLOCKS
+    ],
+)
 def test_snippet_runs(block: Block, tmp_path_factory, monkeypatch) -> None:
     if block.skip_reason is not None:
         STATS["skipped"].append((block.id, block.skip_reason))

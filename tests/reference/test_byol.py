@@ -14,6 +14,8 @@ keras = pytest.importorskip("keras")
 
 from reference.methods import BYOL, cosine_tau  # noqa: E402
 
+pytestmark = pytest.mark.keras_backend  # runs Keras models: under every backend in CI
+
 D_IN, D = 4, 6
 
 

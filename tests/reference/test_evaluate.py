@@ -16,6 +16,8 @@ sklearn_neighbors = pytest.importorskip("sklearn.neighbors")
 
 from reference.evaluate import diagnostics, knn_accuracy, linear_probe_accuracy, probe  # noqa: E402
 
+pytestmark = pytest.mark.keras_backend  # runs Keras models: under every backend in CI
+
 
 def polar(degrees, radius=1.0) -> np.ndarray:
     """Points of the plane at the given angles (degrees) and radii, shape `(n, 2)`."""

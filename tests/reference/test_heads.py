@@ -39,6 +39,8 @@ from reference.reproduce import main as reproduce  # noqa: E402
 from tests.conformance.keras_seam import value_and_grad  # noqa: E402
 from tests.reference.test_grid_checks import _guarded, trained  # noqa: E402, F401
 
+pytestmark = pytest.mark.keras_backend  # runs Keras models: under every backend in CI
+
 ROOT = Path(__file__).resolve().parents[2]
 D = 12  # representation dimension of the tests' pass-through backbone
 

@@ -21,6 +21,8 @@ pytest.importorskip("matplotlib")
 from reference import training  # noqa: E402
 from reference.cli import config_from_args  # noqa: E402
 
+pytestmark = pytest.mark.keras_backend  # runs Keras models: under every backend in CI
+
 EPOCHS, STOP_AFTER = 3, 1
 
 

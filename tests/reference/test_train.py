@@ -23,6 +23,8 @@ from reference.errors import UsageError  # noqa: E402
 from reference.presets import DEFAULTS, PRESETS  # noqa: E402
 from reference.training import run  # noqa: E402
 
+pytestmark = pytest.mark.keras_backend  # runs Keras models: under every backend in CI
+
 ROOT = Path(__file__).resolve().parents[2]
 ACCURACIES = ("linear_representation", "knn5_representation", "linear_embedding", "knn5_embedding")
 

@@ -17,6 +17,8 @@ from reference.reproduce import beyond_settings, settings  # noqa: E402
 from reference.training import run, spectra_title  # noqa: E402
 from tests.reference.test_train import tiny  # noqa: E402
 
+pytestmark = pytest.mark.keras_backend  # runs Keras models: under every backend in CI
+
 
 def _kernel(out) -> np.ndarray:
     import h5py
