@@ -17,6 +17,7 @@ and the top-k with a budget that is a traced scalar by thresholding at the k-th 
 
 from __future__ import annotations
 
+import functools
 import numbers
 
 import keras
@@ -84,16 +85,9 @@ class BudgetSchedule(schedule.BudgetSchedule):
     function, and `k(step) = groups - count(step >= T)`.
     """
 
-    def __init__(
-        self,
-        groups: int,
-        keep: int | float,
-        *,
-        begin_step: int = 0,
-        end_step: int | None = None,
-        every: int = 1,
-    ) -> None:
-        super().__init__(groups, keep, begin_step=begin_step, end_step=end_step, every=every)
+    @functools.wraps(schedule.BudgetSchedule.__init__)  # the core's signature, not a copy
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
         # Built here, eagerly, as a constant the traced `__call__` closes over: torch.compile
         # can trace neither a NumPy array's attributes nor a tensor built from varying ints.
         drops = self.drop_steps().astype("int32")
