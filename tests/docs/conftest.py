@@ -1,10 +1,25 @@
-"""Report how many documentation snippets ran, were skipped (and why), or failed."""
+"""Report how many documentation snippets ran, were skipped (and why), or failed.
+
+Each snippet test records its outcome in its report's `user_properties`; the reports reach the
+process that prints the summary with or without pytest-xdist.
+"""
 
 from __future__ import annotations
 
+STATS: dict[str, list] = {"ran": [], "skipped": [], "failed": []}
+
+
+def pytest_runtest_logreport(report):
+    if report.when != "teardown":  # the teardown report carries every property recorded
+        return
+    for name, value in report.user_properties:
+        if name == "snippet":
+            kind, block_id, detail = value
+            STATS[kind].append((block_id, detail))
+
 
 def pytest_terminal_summary(terminalreporter):
-    from .test_snippets import BLOCKS, STATS
+    from .test_snippets import BLOCKS
 
     if not any(STATS.values()):
         return

@@ -22,7 +22,6 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 BLOCKS = collect()
 DEPRECATED = r".*is deprecated and will be removed in the next release"  # adapters/_deprecation.py
-STATS: dict[str, list] = {"ran": [], "skipped": [], "failed": []}
 _PAGES: dict[str, dict] = {}
 
 
@@ -59,14 +58,18 @@ def _execute(block: Block, state: dict, monkeypatch) -> None:
         for b in BLOCKS
     ],
 )
-def test_snippet_runs(block: Block, tmp_path_factory, monkeypatch) -> None:
+def test_snippet_runs(block: Block, tmp_path_factory, monkeypatch, request) -> None:
+    # read by conftest.py's summary from the test's report (so it works under pytest-xdist too)
+    def stat(kind: str, value) -> None:
+        request.node.user_properties.append(("snippet", (kind, block.id, value)))
+
     if block.skip_reason is not None:
-        STATS["skipped"].append((block.id, block.skip_reason))
+        stat("skipped", block.skip_reason)
         pytest.skip(f"marked in the page: {block.skip_reason}")
     absent = missing(block.needs)
     if absent:
         reason = f"needs {', '.join(absent)}, not installed"
-        STATS["skipped"].append((block.id, reason))
+        stat("skipped", reason)
         pytest.skip(reason)
     state = _page_state(block, tmp_path_factory)
     # run the page's earlier blocks first if they have not run (e.g. under `pytest -k`)
@@ -82,16 +85,16 @@ def test_snippet_runs(block: Block, tmp_path_factory, monkeypatch) -> None:
                 state["broken"] = earlier.id
     if state["broken"] is not None:
         reason = f"an earlier block of the page failed: {state['broken']}"
-        STATS["skipped"].append((block.id, reason))
+        stat("skipped", reason)
         pytest.skip(reason)
     start = time.perf_counter()
     try:
         _execute(block, state, monkeypatch)
     except Exception:
         state["broken"] = block.id
-        STATS["failed"].append((block.id, traceback.format_exc(limit=-3)))
+        stat("failed", traceback.format_exc(limit=-3))
         raise
-    STATS["ran"].append((block.id, time.perf_counter() - start))
+    stat("ran", time.perf_counter() - start)
 
 
 def test_snippets_found() -> None:
