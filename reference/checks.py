@@ -21,7 +21,7 @@ import numpy as np
 from . import data as datasets
 from . import rundir
 from .errors import UsageError
-from .names import BACKBONES, HEADLESS, HEADS, METHODS, REPRESENTATION_DIMS
+from .names import BACKBONES, CONTROLLERS, HEADLESS, HEADS, METHODS, REPRESENTATION_DIMS
 
 __all__ = [
     "Plan",
@@ -215,8 +215,12 @@ def check_variants(cfg: dict) -> None:
         raise UsageError(f"--dual-lr must be > 0; got {dual_lr!r}")
     if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 0):
         raise UsageError(f"--adaptive-every must be an int >= 0 (0: per epoch); got {every!r}")
-    if target is None and (dual_lr != 1.0 or every is not None):
-        raise UsageError("--dual-lr and --adaptive-every need --target-sparsity")
+    controller = cfg.get("controller", "dual")
+    if controller not in CONTROLLERS:
+        choices = ", ".join(CONTROLLERS)
+        raise UsageError(f"--controller must be one of {choices}; got {controller!r}")
+    if target is None and (dual_lr != 1.0 or every is not None or controller != "dual"):
+        raise UsageError("--dual-lr, --adaptive-every and --controller need --target-sparsity")
     steps = cfg.get("budget_steps")
     if steps is not None:
         if budget is None:

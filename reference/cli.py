@@ -17,7 +17,7 @@ import importlib.util
 
 from .data import list_datasets
 from .errors import main_guard
-from .names import BACKBONES, HEADS
+from .names import BACKBONES, CONTROLLERS, HEADS
 from .presets import DEFAULTS, METHOD_DEFAULTS, PRESETS
 
 __all__ = [
@@ -109,6 +109,13 @@ def make_parser(method: str) -> argparse.ArgumentParser:
         "--dual-lr",
         type=float,
         help="--target-sparsity's step on log(l21)" + _default("dual_lr"),
+    )
+    p.add_argument(
+        "--controller",
+        choices=CONTROLLERS,
+        help="--target-sparsity's rule: the dual step on the measure, or the damped PI "
+        "controller on its average (gains: sparsehead.controller.PI_DEFAULTS)"
+        + _default("controller"),
     )
     p.add_argument(
         "--adaptive-every",

@@ -6,7 +6,9 @@ that implement them (`backbones.py`, `heads.py`, `methods.py`) import the same t
 
 from __future__ import annotations
 
-__all__ = ["BACKBONES", "HEADLESS", "HEADS", "METHODS", "REPRESENTATION_DIMS"]
+from sparsehead.controller import CONTROLLERS as _CONTROLLERS  # NumPy only
+
+__all__ = ["BACKBONES", "CONTROLLERS", "HEADLESS", "HEADS", "METHODS", "REPRESENTATION_DIMS"]
 
 #: Feature extractors `f_theta` (`backbones.build_backbone`).
 BACKBONES = ("small-cnn", "resnet18", "resnet50")
@@ -16,5 +18,7 @@ REPRESENTATION_DIMS = {"small-cnn": 128, "resnet18": 512, "resnet50": 2048}
 HEADS = ("mlp", "linear", "identity", "directclr", "topk")
 #: The heads without trainable weights: nothing for SparseHead or its variants to act on.
 HEADLESS = ("identity", "directclr")
+#: Rules of `--target-sparsity`'s λ controller (`sparsehead.adaptive_controller`).
+CONTROLLERS = tuple(_CONTROLLERS)
 #: Self-supervised objectives (`methods.py`).
 METHODS = ("simclr", "byol", "barlow-twins")

@@ -49,6 +49,7 @@ DEFAULTS: dict = {
     "budget_steps": None,  # [begin, end] of the budget schedule; None: [0, 2/3 of the steps]
     "target_sparsity": None,  # adapt l21 until this fraction of groups holds 95 % energy
     "dual_lr": 1.0,  # its step on log l21
+    "controller": "dual",  # its rule: the dual step or "pi" (damped PI; controller.PI_DEFAULTS)
     "adaptive_every": None,  # update l21 every this many steps; 0: per epoch; None: 1/4 epoch
     "epochs": 30,
     "batch_size": 256,

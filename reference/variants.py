@@ -58,6 +58,7 @@ def head_callbacks(cfg: dict, kernel, steps_per_epoch: int) -> list[keras.callba
                 None if prox else kernel,
                 l21=cfg["l21"],
                 dual_lr=cfg.get("dual_lr", 1.0),
+                controller=cfg.get("controller", "dual"),
                 every=(  # None (per epoch) is the steps per epoch
                     _adaptive_every(cfg.get("adaptive_every"), steps_per_epoch) or steps_per_epoch
                 ),

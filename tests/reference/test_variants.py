@@ -15,6 +15,7 @@ import sparsehead  # noqa: E402
 from reference.cli import config_from_args  # noqa: E402
 from reference.reproduce import beyond_settings, settings  # noqa: E402
 from reference.training import run, spectra_title  # noqa: E402
+from sparsehead.controller import PI_DEFAULTS  # noqa: E402
 from tests.reference.test_train import tiny  # noqa: E402
 
 pytestmark = pytest.mark.keras_backend  # runs Keras models: under every backend in CI
@@ -74,6 +75,30 @@ def test_dual_lr_and_per_epoch_updates_reach_adaptive_l21(tmp_path):
         assert h["adaptive_l21"] == pytest.approx(lam, rel=1e-5)  # λ is a float32 variable
 
 
+def test_controller_pi_reaches_adaptive_l21(tmp_path):
+    # λ0 = 1 makes the tiny head's measure move between epochs (0.72, 0.28, 0.12, 0.34 here);
+    # a constant measure would make PI and the dual step agree
+    cfg = tiny("simclr", tmp_path, epochs=4, target_sparsity=0.25, proximal=True, l21=1.0,
+               dual_lr=0.5, adaptive_every=0, controller="pi")  # fmt: skip
+    run(cfg, verbose=0)
+    history = json.loads((tmp_path / "history.json").read_text())
+    # νPI on the averaged measure, once per epoch (sparsehead/controller.py's docstring):
+    # s̄_e = β s̄_{e-1} + (1-β) s_e (s̄_1 = s_1), e_e = s̄_e - f, ξ_e = ν ξ_{e-1} + (1-ν) e_e
+    # (ξ_0 = e_1), log λ_e = log λ_{e-1} + η (e_e + K_P (ξ_e - ξ_{e-1}))
+    kp, nu, beta = (PI_DEFAULTS[k] for k in ("kp", "nu", "smoothing"))
+    assert len({h["adaptive_measure"] for h in history}) > 2
+    log_lam, s_bar, xi = 0.0, None, None
+    for h in history:
+        s = h["adaptive_measure"]
+        s_bar = s if s_bar is None else beta * s_bar + (1 - beta) * s
+        e = s_bar - 0.25
+        xi_prev = e if xi is None else xi
+        xi = nu * xi_prev + (1 - nu) * e
+        log_lam += 0.5 * (e + kp * (xi - xi_prev))
+        assert h["adaptive_l21"] == pytest.approx(np.exp(log_lam), rel=1e-5)  # float32 λ
+    assert len(history) == 4
+
+
 def test_flags_parse_and_bad_combinations_are_refused(tmp_path):
     cfg = config_from_args("simclr", ["--budget", "0.25", "--budget-steps", "10", "20"])
     assert cfg["budget"] == 0.25 and cfg["budget_steps"] == [10, 20]
@@ -81,6 +106,9 @@ def test_flags_parse_and_bad_combinations_are_refused(tmp_path):
     cfg = config_from_args("simclr", ["--target-sparsity", "0.25", "--dual-lr", "0.3",
                                       "--adaptive-every", "0"])  # fmt: skip
     assert (cfg["dual_lr"], cfg["adaptive_every"]) == (0.3, 0)
+    cfg = config_from_args("simclr", ["--target-sparsity", "0.25", "--controller", "pi"])
+    assert cfg["controller"] == "pi"
+    assert config_from_args("simclr", [])["controller"] == "dual"
     with pytest.raises(SystemExit):
         config_from_args("simclr", ["--budget", "many"])
     for bad, match in (
@@ -93,6 +121,8 @@ def test_flags_parse_and_bad_combinations_are_refused(tmp_path):
         ({"budget_steps": [0, 10]}, "needs --budget"),
         ({"dual_lr": 0.5}, "need --target-sparsity"),
         ({"adaptive_every": 2}, "need --target-sparsity"),
+        ({"controller": "pi"}, "need --target-sparsity"),
+        ({"target_sparsity": 0.25, "proximal": True, "controller": "PI"}, "--controller must"),
         ({"target_sparsity": 0.25, "proximal": True, "dual_lr": 0.0}, "--dual-lr must be"),
         ({"target_sparsity": 0.25, "proximal": True, "adaptive_every": -1}, "--adaptive-every"),
     ):
