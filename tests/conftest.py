@@ -19,6 +19,9 @@ settings.register_profile(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+# the documentation snippets' summary (tests/docs/summary.py): hooks, registered from here
+from tests.docs.summary import pytest_runtest_logreport, pytest_terminal_summary  # noqa: E402, F401
+
 settings.register_profile("thorough", parent=settings.get_profile("default"), max_examples=500)
 # CI (.ci/run sets HYPOTHESIS_PROFILE=ci): the same examples on every run, so CI cannot fail at
 # random; explore with `thorough` locally and pin each find with @example.

@@ -1,7 +1,8 @@
 """Report how many documentation snippets ran, were skipped (and why), or failed.
 
 Each snippet test records its outcome in its report's `user_properties`; the reports reach the
-process that prints the summary with or without pytest-xdist.
+process that prints the summary with or without pytest-xdist. The hooks are registered by
+tests/conftest.py (pytest-xdist's controller loads only the conftest files of its arguments).
 """
 
 from __future__ import annotations
