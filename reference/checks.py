@@ -162,6 +162,8 @@ def check_config(cfg: dict) -> None:
             )
     if cfg["method"] == "barlow-twins":
         _number(cfg, "lambda_offdiag", positive=False)
+    if cfg.get("augment", "host") not in ("host", "device"):
+        raise UsageError(f"--augment must be host or device; got {cfg['augment']!r}")
     if cfg.get("distribute", "none") not in ("none", "data-parallel"):
         raise UsageError(f"--distribute must be none or data-parallel; got {cfg['distribute']!r}")
     check_variants(cfg)
