@@ -45,10 +45,11 @@ def _np(x) -> np.ndarray:
 
 
 def _images(n, h, w, c, seed=0) -> np.ndarray:
-    """uint8 images with structure (gradients) and noise, so that a wrong sample shows."""
+    """uint8 images over the whole range [0, 255] (so that the jitter clips), with structure
+    (wrapped gradients) and noise, so that a wrong sample shows."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:h, 0:w]
-    base = (yy[..., None] * 7 + xx[..., None] * 3 + np.arange(c) * 50) % 256
+    base = yy[..., None] * 29 + xx[..., None] * 17 + np.arange(c) * 50
     noise = rng.integers(0, 60, size=(n, h, w, c))
     return ((base[None] + noise) % 256).astype(np.uint8)
 
@@ -98,6 +99,31 @@ def test_device_views_equal_host_views_of_two_views(c):
         assert batch["images"].dtype == np.uint8 and batch["images"].shape == (16, 16, 16, c)
         assert batch["sy"].shape == (32, 16)  # both views' parameters, view 1 first
         np.testing.assert_allclose(_np(two_views_ops(batch)), host[i], rtol=0, atol=ATOL)
+
+
+@pytest.mark.parametrize("method", ["simclr", "byol", "barlow-twins"])
+def test_every_method_reads_device_batches(method):
+    """Each method's `call` (what the train step runs) makes the views from the device batch:
+    the same model and weights give the outputs of the host batch (BYOL: the online
+    prediction and the target network's embedding, both read the views)."""
+    from reference.presets import DEFAULTS
+    from reference.training import _build
+
+    images = _images(8, 12, 12, 3, seed=4)
+    augment = Augment(crop_scale=(0.2, 1.0))
+    host = TwoViews(to_float(images), 8, augment, seed=1)[0]
+    device = TwoViews(images, 8, augment, seed=1, device=True)[0]
+    cfg = dict(DEFAULTS, method=method, penalty=1e-4, head_hidden=16, head_dim=8)
+    keras.utils.set_random_seed(0)
+    model, _ = _build(cfg, images.shape[1:])
+    start = model.get_weights()
+    out_host = keras.tree.map_structure(_np, model(host, training=True))
+    model.set_weights(start)  # BYOL's call moves its target; BatchNorm its statistics
+    out_device = keras.tree.map_structure(_np, model(device, training=True))
+    for got, want in zip(keras.tree.flatten(out_device), keras.tree.flatten(out_host), strict=True):
+        assert want.shape[0] == 16 and np.ptp(want) > 0
+        # views within ATOL move the batch-normalised outputs by about ATOL / std
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
 # ---------------------------------------------------------------- the random parameters
