@@ -70,6 +70,7 @@ def resolve(cfg: dict) -> dict:
     prox step replaces it with `--proximal`), and none of the command's own switches."""
     cfg = {k: v for k, v in cfg.items() if k not in ("given", "resume", "overwrite")}
     cfg.setdefault("distribute", "none")
+    cfg.setdefault("augment", "host")  # stored, so that --resume refuses another one
     if cfg.get("l21") is None:
         cfg["l21"] = default_l21(cfg)
     cfg["penalty"] = 0.0 if cfg.get("proximal") else cfg["l21"]
