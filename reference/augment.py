@@ -14,11 +14,11 @@ per-image affine maps. Colour jitter applies its four operations in a fixed orde
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
-__all__ = ["Augment", "to_float"]
+__all__ = ["Augment", "AugmentParams", "hue_matrices", "to_float"]
 
 # ITU-R 601 luma weights, as torchvision's rgb_to_grayscale uses.
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -57,16 +57,20 @@ class Augment:
                 raise ValueError(f"{name} must be in [0, 1]; got {p}")
 
     def __call__(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Augment a float32 batch `(N, H, W, C)` in [0, 1]; returns a new float32 array."""
-        if images.ndim != 4 or images.shape[-1] not in (1, 3):
-            raise ValueError(f"images must be (N, H, W, C) with C in (1, 3); got {images.shape}")
-        x = self._crop_flip(images, rng)
-        self._colour(x, rng)
-        return x
+        """Augment a float32 batch `(N, H, W, C)` in [0, 1]; returns a new float32 array.
 
-    # -- geometry -------------------------------------------------------------------------
-    def _crop_flip(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        n, h, w, _ = images.shape
+        `draw` then `apply`: the random parameters first, then the pixels."""
+        _check_images(images)
+        n, h, w, c = images.shape
+        return self.apply(images, self.draw(n, h, w, c, rng))
+
+    def draw(self, n: int, h: int, w: int, c: int, rng: np.random.Generator) -> AugmentParams:
+        """The random parameters of `n` images of shape `(h, w, c)`, drawn from `rng` in a
+        fixed order (crop area, log aspect ratio, crop row and column offsets, flip, jitter
+        on/off, brightness, contrast; with 3 channels also saturation, hue and grayscale)."""
+        if c not in (1, 3):
+            raise ValueError(f"c must be 1 or 3; got {c}")
+        # -- geometry: random resized crop, flip folded into the column grid
         area = rng.uniform(*self.crop_scale, size=n)
         log_r = rng.uniform(np.log(self.crop_ratio[0]), np.log(self.crop_ratio[1]), size=n)
         ratio = np.exp(log_r)
@@ -82,41 +86,102 @@ class Augment:
         t_xf = np.where(flip[:, None], t_x[::-1][None, :], t_x[None, :])
         sy = (y0[:, None] + ch[:, None] * t_y[None, :]) * h - 0.5  # (n, h) source rows
         sx = (x0[:, None] + cw[:, None] * t_xf) * w - 0.5  # (n, w) source cols
-        return _bilinear(images, sy.astype(np.float32), sx.astype(np.float32))
-
-    # -- colour ---------------------------------------------------------------------------
-    def _colour(self, x: np.ndarray, rng: np.random.Generator) -> None:
-        n, c = x.shape[0], x.shape[-1]
+        # -- colour: factors 1 (hue angle 0) where the jitter is off
         b, ct, s, hue = self.jitter
         on = rng.random(n) < self.jitter_p
-        bf = np.where(on, rng.uniform(max(0, 1 - b), 1 + b, n), 1.0).astype(np.float32)
-        cf = np.where(on, rng.uniform(max(0, 1 - ct), 1 + ct, n), 1.0).astype(np.float32)
-        x *= bf[:, None, None, None]
-        np.clip(x, 0, 1, out=x)
-        mean = _gray(x).mean(axis=(1, 2, 3), keepdims=True)
-        x -= mean
-        x *= cf[:, None, None, None]
-        x += mean
-        np.clip(x, 0, 1, out=x)
+        bf = np.where(on, rng.uniform(max(0, 1 - b), 1 + b, n), 1.0)
+        cf = np.where(on, rng.uniform(max(0, 1 - ct), 1 + ct, n), 1.0)
         if c == 1:
-            return
-        sf = np.where(on, rng.uniform(max(0, 1 - s), 1 + s, n), 1.0).astype(np.float32)
-        gray = _gray(x)
-        x -= gray
-        x *= sf[:, None, None, None]
-        x += gray
-        np.clip(x, 0, 1, out=x)
-        theta = np.where(on, rng.uniform(-hue, hue, n), 0.0) * 2 * np.pi
-        cos, sin = np.cos(theta), np.sin(theta)
-        rot = np.zeros((n, 3, 3), dtype=np.float32)
-        rot[:, 0, 0] = 1
-        rot[:, 1, 1], rot[:, 1, 2], rot[:, 2, 1], rot[:, 2, 2] = cos, -sin, sin, cos
-        m = np.einsum("ij,njk,kl->nli", _YIQ2RGB, rot, _RGB2YIQ).astype(np.float32)
-        y = np.matmul(x.reshape(n, -1, 3), m).reshape(x.shape)
-        np.clip(y, 0, 1, out=x)
-        to_gray = rng.random(n) < self.grayscale_p
-        if to_gray.any():
-            x[to_gray] = _gray(x[to_gray])
+            sf, theta, to_gray = np.ones(n), np.zeros(n), np.zeros(n, dtype=bool)
+        else:
+            sf = np.where(on, rng.uniform(max(0, 1 - s), 1 + s, n), 1.0)
+            theta = np.where(on, rng.uniform(-hue, hue, n), 0.0) * 2 * np.pi
+            to_gray = rng.random(n) < self.grayscale_p
+        f32 = np.float32
+        return AugmentParams(
+            sy=sy.astype(f32), sx=sx.astype(f32), brightness=bf.astype(f32),
+            contrast=cf.astype(f32), saturation=sf.astype(f32), hue_cos=np.cos(theta).astype(f32),
+            hue_sin=np.sin(theta).astype(f32), grayscale=to_gray.astype(f32),
+        )  # fmt: skip
+
+    @staticmethod
+    def apply(images: np.ndarray, params: AugmentParams) -> np.ndarray:
+        """Apply drawn `params` to a float32 batch `(N, H, W, C)` in [0, 1] (a new array)."""
+        _check_images(images)
+        x = _bilinear(images, params.sy, params.sx)
+        _colour(x, params)
+        return x
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    """The random parameters of one augmented view of `N` images (float32 arrays).
+
+    `sy (N, H)`, `sx (N, W)`: the source row and column (pixel units, centres at integers) that
+    each output row and column samples bilinearly; a flip is `sx` read backwards.
+    `brightness`, `contrast`, `saturation (N,)`: jitter factors (1 where the jitter is off).
+    `hue_cos`, `hue_sin (N,)`: the hue shift as a rotation of the YIQ chroma plane by
+    `2 pi h`, `h` uniform in `[-hue, hue]` (cos 1, sin 0 where off). `grayscale (N,)`: 1 where
+    the image becomes gray. With one channel only `sy`, `sx`, brightness and contrast act.
+    """
+
+    sy: np.ndarray
+    sx: np.ndarray
+    brightness: np.ndarray
+    contrast: np.ndarray
+    saturation: np.ndarray
+    hue_cos: np.ndarray
+    hue_sin: np.ndarray
+    grayscale: np.ndarray
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @staticmethod
+    def concatenate(parts: list[AugmentParams]) -> AugmentParams:
+        """The parameters of several batches, stacked along `N` (e.g. the two views)."""
+        names = [f.name for f in fields(AugmentParams)]
+        return AugmentParams(**{k: np.concatenate([getattr(p, k) for p in parts]) for k in names})
+
+
+def _check_images(images: np.ndarray) -> None:
+    if images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise ValueError(f"images must be (N, H, W, C) with C in (1, 3); got {images.shape}")
+
+
+def _colour(x: np.ndarray, p: AugmentParams) -> None:
+    """Colour jitter in place, in a fixed order: brightness, contrast, saturation, hue (each
+    clipped to [0, 1]), then grayscale."""
+    n, c = x.shape[0], x.shape[-1]
+    x *= p.brightness[:, None, None, None]
+    np.clip(x, 0, 1, out=x)
+    mean = _gray(x).mean(axis=(1, 2, 3), keepdims=True)
+    x -= mean
+    x *= p.contrast[:, None, None, None]
+    x += mean
+    np.clip(x, 0, 1, out=x)
+    if c == 1:
+        return
+    gray = _gray(x)
+    x -= gray
+    x *= p.saturation[:, None, None, None]
+    x += gray
+    np.clip(x, 0, 1, out=x)
+    y = np.matmul(x.reshape(n, -1, 3), hue_matrices(p.hue_cos, p.hue_sin)).reshape(x.shape)
+    np.clip(y, 0, 1, out=x)
+    to_gray = p.grayscale > 0.5
+    if to_gray.any():
+        x[to_gray] = _gray(x[to_gray])
+
+
+def hue_matrices(cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
+    """`(N, 3, 3)` float32 `M^T` with `M = YIQ2RGB @ R(theta) @ RGB2YIQ`: a row of RGB pixels
+    times `M^T` is the hue-rotated row (`R` rotates the (I, Q) plane)."""
+    n = len(cos)
+    rot = np.zeros((n, 3, 3), dtype=np.float32)
+    rot[:, 0, 0] = 1
+    rot[:, 1, 1], rot[:, 1, 2], rot[:, 2, 1], rot[:, 2, 2] = cos, -sin, sin, cos
+    return np.einsum("ij,njk,kl->nli", _YIQ2RGB, rot, _RGB2YIQ).astype(np.float32)
 
 
 def _gray(x: np.ndarray) -> np.ndarray:

@@ -70,6 +70,7 @@ def resolve(cfg: dict) -> dict:
     prox step replaces it with `--proximal`), and none of the command's own switches."""
     cfg = {k: v for k, v in cfg.items() if k not in ("given", "resume", "overwrite")}
     cfg.setdefault("distribute", "none")
+    cfg.setdefault("augment", "host")  # stored, so that --resume refuses another one
     if cfg.get("l21") is None:
         cfg["l21"] = default_l21(cfg)
     cfg["penalty"] = 0.0 if cfg.get("proximal") else cfg["l21"]
@@ -162,6 +163,8 @@ def check_config(cfg: dict) -> None:
             )
     if cfg["method"] == "barlow-twins":
         _number(cfg, "lambda_offdiag", positive=False)
+    if cfg.get("augment", "host") not in ("host", "device"):
+        raise UsageError(f"--augment must be host or device; got {cfg['augment']!r}")
     if cfg.get("distribute", "none") not in ("none", "data-parallel"):
         raise UsageError(f"--distribute must be none or data-parallel; got {cfg['distribute']!r}")
     check_variants(cfg)

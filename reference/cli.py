@@ -227,6 +227,13 @@ def make_parser(method: str) -> argparse.ArgumentParser:
         "where it was measured slower on CPU; auto elsewhere)",
     )
     p.add_argument(
+        "--augment",
+        choices=("host", "device"),
+        help="where the two views are made: host (NumPy, in the data loader) or device (the "
+        "random parameters drawn on the host with the same random streams, the pixels made "
+        "inside the compiled train step; equal to host up to float32 rounding) (default: host)",
+    )
+    p.add_argument(
         "--quiet",
         action="store_true",
         help="no per-epoch output (default: a progress bar on a terminal, one line per "

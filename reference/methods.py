@@ -11,19 +11,31 @@ penalty (`self.losses`), so the objective is Eq. 12: `loss + lambda * ||W||_{2,1
   network, updated inside the training call so that it works on every backend (on JAX the
   update flows out of the stateless call like BatchNorm's moving statistics).
 - `BarlowTwins`: cross-correlation loss on `z`.
+
+With `--augment device` the batch is instead a dict of uint8 images and the two views' drawn
+augmentation parameters; `call` makes `[x^1; x^2]` from it first (`augment_ops`), inside the
+compiled train step.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import keras
 from keras import ops
 from sparsehead.adapters.keras import barlow_twins_loss, byol_loss, info_nce
 
+from .augment_ops import two_views_ops
 from .names import METHODS
 
 __all__ = ["BYOL", "METHODS", "BarlowTwins", "SimCLR", "cosine_tau"]
+
+
+def _views(x):
+    """`[x^1; x^2]`: `x` itself, or made on the device from the uint8 images and the drawn
+    parameters that `TwoViews` yields with `--augment device` (a dict)."""
+    return two_views_ops(x) if isinstance(x, Mapping) else x
 
 
 def _halves(z):
@@ -40,6 +52,7 @@ class _TwoView(keras.Model):
         self.head = head
 
     def call(self, x, training=False):
+        x = _views(x)
         return self.head(self.backbone(x, training=training), training=training)
 
     def _penalty(self):
@@ -160,6 +173,7 @@ class BYOL(_TwoView):
         return cosine_tau(self.step, self.total_steps, self.tau)
 
     def call(self, x, training=False):
+        x = _views(x)
         z = super().call(x, training=training)
         if not training:
             return z

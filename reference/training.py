@@ -33,7 +33,7 @@ import numpy as np
 from sparsehead.adapters.keras import SparsityMonitor
 
 from . import rundir
-from .augment import Augment, to_float
+from .augment import Augment, AugmentParams, to_float
 from .backbones import build_backbone
 from .checks import Plan, check
 from .errors import UsageError
@@ -56,9 +56,15 @@ class TwoViews(keras.utils.PyDataset):
     Reshuffled every epoch; the views of batch `i` in epoch `e` depend only on
     `(seed, e, i)`, so a resumed run sees the same data as an uninterrupted one.
     The last incomplete batch is dropped (InfoNCE wants full batches).
+
+    `device=True` (`--augment device`): `images` are uint8, and a batch is the dict
+    `{"images": uint8 (N, H, W, C), **params}` of the source images and the two views' random
+    parameters (`AugmentParams`, stacked `(2N, ...)`), drawn from the same generator calls;
+    the model makes `[x^1; x^2]` from it inside the train step (`augment_ops.two_views_ops`).
     """
 
-    def __init__(self, images, batch_size: int, augment: Augment, seed: int, epoch: int = 0):
+    def __init__(self, images, batch_size: int, augment: Augment, seed: int, epoch: int = 0,
+                 device: bool = False):  # fmt: skip
         super().__init__()
         if len(images) < batch_size:
             raise ValueError(
@@ -70,6 +76,7 @@ class TwoViews(keras.utils.PyDataset):
         self.augment = augment
         self.seed = seed
         self.epoch = epoch
+        self.device = device
         self._order = None
 
     def __len__(self):
@@ -86,6 +93,9 @@ class TwoViews(keras.utils.PyDataset):
             )
         rng = np.random.default_rng([self.seed, self.epoch, i])
         x = self.images[self._order[i * self.batch_size : (i + 1) * self.batch_size]]
+        if self.device:
+            views = [self.augment.draw(*x.shape, rng) for _ in range(2)]
+            return {"images": x, **AugmentParams.concatenate(views).as_dict()}
         return np.concatenate([self.augment(x, rng), self.augment(x, rng)])
 
 
@@ -273,7 +283,10 @@ def _build_run(plan: Plan, work: Path) -> _Run:
     (x_ssl, _), (x_train, y_train), (x_test, y_test) = plan.ssl, plan.train, plan.test
     same = x_ssl is x_train
     x_train, x_test = to_float(x_train), to_float(x_test)
-    x_ssl = x_train if same else to_float(x_ssl)
+    if cfg.get("augment", "host") == "device":  # uint8 to the device, augmented there
+        x_ssl = plan.ssl[0]
+    else:
+        x_ssl = x_train if same else to_float(x_ssl)
     cfg["train_size"], cfg["test_size"] = len(x_train), len(x_test)
     cfg["total_steps"] = (len(x_ssl) // cfg["batch_size"]) * cfg["epochs"]
     model, head = _build(cfg, x_train.shape[1:])
@@ -315,7 +328,8 @@ def _fit(s: _Run, callbacks, verbose: int) -> _Fit:
     history = json.loads(history_path.read_text()) if history_path.exists() else []
     history = [h for h in history if h["epoch"] <= initial_epoch]
 
-    views = TwoViews(s.x_ssl, cfg["batch_size"], _augment(cfg), cfg["seed"], epoch=initial_epoch)
+    views = TwoViews(s.x_ssl, cfg["batch_size"], _augment(cfg), cfg["seed"], epoch=initial_epoch,
+                     device=cfg.get("augment", "host") == "device")  # fmt: skip
     cbs = [keras.callbacks.BackupAndRestore(str(ckpt / "backup"), delete_checkpoint=False)]
     cbs += head_callbacks(cfg, s.kernel, len(views))
     if s.kernel is not None:

@@ -51,7 +51,8 @@ def test_every_benchmark_runs_in_quick_mode(tmp_path, capsys):
     assert cli.main(["--quick", "--json", str(js)]) == 0
     rows = json.loads(js.read_text())["rows"]
     assert {r["group"] for r in rows} >= {"l21_norm", "l21_prox", "peers", "info_nce",
-                                          "memory", "min_max", "keras", "simclr"}  # fmt: skip
+                                          "memory", "min_max", "keras", "simclr",
+                                          "augment"}  # fmt: skip
     for row in rows:
         assert not row["note"].startswith("SKIPPED"), row
         _well_formed(row)
@@ -65,7 +66,8 @@ def test_unknown_name_is_an_error(capsys):
 def test_list_names_every_target(capsys):
     assert cli.main(["--list"]) == 0
     listed = capsys.readouterr().out.split()
-    for name in ("l21_norm", "l21_prox", "peers", "info_nce", "min_max", "keras_l21", "simclr"):
+    names = ("l21_norm", "l21_prox", "peers", "info_nce", "min_max", "keras_l21", "simclr")
+    for name in (*names, "augment"):
         assert name in listed
 
 

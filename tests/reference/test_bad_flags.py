@@ -103,6 +103,9 @@ CASES = [
     ("resume with other settings", ["--resume", "--seed", "3"], "interrupted",
      "--seed 3 (was 0) differ"),
     ("out is a folder of other files", [], "stray", "holds files but no finished run"),
+    ("augment elsewhere", ["--augment", "gpu"], None, "argument --augment: invalid choice"),
+    ("resume with the other augmentation", ["--resume", "--augment", "device"], "interrupted",
+     "--augment 'device' (was 'host') differ"),
 ]  # fmt: skip
 
 

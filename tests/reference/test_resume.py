@@ -4,7 +4,9 @@
 and `BackupAndRestore` restores weights, optimizer state and the epoch. The test stops a run
 after epoch 1 (as a kill after the backup would), resumes it in a new `run`, and compares
 with a run that was never stopped, on the backend KERAS_BACKEND selects: each of tensorflow,
-jax and torch is deterministic on CPU for a fixed seed, so the comparison is exact.
+jax and torch is deterministic on CPU for a fixed seed, so the comparison is exact. With
+`--augment device` (the augmentation parameters drawn per `(seed, e, i)`, the pixels made in
+the train step) as with the default host augmentation.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class _Recorder(keras.callbacks.Callback):
         self.batches, self.stop_after = batches, stop_after
         self.epoch = None
         self.final = None
+        self.kinds = set()  # the types of the batches yielded
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
@@ -51,6 +54,15 @@ class _Recorder(keras.callbacks.Callback):
         self.final = [keras.ops.convert_to_numpy(v) for v in variables]
 
 
+def _digest(batch) -> str:
+    """sha1 of a batch: an array, or the dict of arrays that `--augment device` yields."""
+    arrays = [batch[k] for k in sorted(batch)] if isinstance(batch, dict) else [batch]
+    h = hashlib.sha1()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
 def _recording_views(recorders: list):
     """A TwoViews that reports each batch it yields to the recorder of the current run."""
 
@@ -59,7 +71,8 @@ def _recording_views(recorders: list):
             batch = super().__getitem__(i)
             rec = recorders[-1]
             if rec.epoch is not None:  # not the peek some backends take before training
-                rec.batches[rec.epoch].append((i, hashlib.sha1(batch.tobytes()).hexdigest()))
+                rec.batches[rec.epoch].append((i, _digest(batch)))
+                rec.kinds.add(type(batch).__name__)
             return batch
 
     return RecordingViews
@@ -88,21 +101,25 @@ def fast_run(monkeypatch):
     return run
 
 
-def _config(out) -> dict:
-    cfg = config_from_args("simclr", ["--dataset", "digits", "--out", str(out), "--quiet"])
+def _config(out, augment: str) -> dict:
+    argv = ["--dataset", "digits", "--out", str(out), "--quiet", "--augment", augment]
+    cfg = config_from_args("simclr", argv)
     # 4 batches per epoch, so that their order within an epoch can differ.
     cfg.update(train_size=128, test_size=40, batch_size=32, head_hidden=16, head_dim=8)
     cfg.update(epochs=EPOCHS)
     return cfg
 
 
-def test_resumed_run_equals_the_uninterrupted_run(tmp_path, fast_run):
-    whole, rec_whole = fast_run(_config(tmp_path / "whole"))
+@pytest.mark.parametrize("augment", ["host", "device"])
+def test_resumed_run_equals_the_uninterrupted_run(tmp_path, fast_run, augment):
+    whole, rec_whole = fast_run(_config(tmp_path / "whole", augment))
 
-    _, rec_first = fast_run(_config(tmp_path / "resumed"), stop_after=STOP_AFTER)
+    _, rec_first = fast_run(_config(tmp_path / "resumed", augment), stop_after=STOP_AFTER)
     cfg = config_from_args("simclr", ["--out", str(tmp_path / "resumed"), "--resume", "--quiet"])
     resumed, rec_resumed = fast_run(cfg)
 
+    assert resumed["config"]["augment"] == augment
+    assert rec_whole.kinds == rec_resumed.kinds == {"dict" if augment == "device" else "ndarray"}
     assert resumed["epochs_completed"] == whole["epochs_completed"] == EPOCHS
     assert resumed["timing"]["epochs_this_session"] == EPOCHS - STOP_AFTER
     assert sorted(rec_first.batches) == list(range(STOP_AFTER))
