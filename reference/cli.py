@@ -17,7 +17,7 @@ import importlib.util
 
 from .data import list_datasets
 from .errors import main_guard
-from .names import BACKBONES, HEADS
+from .names import BACKBONES, HEADS, PRECISIONS
 from .presets import DEFAULTS, METHOD_DEFAULTS, PRESETS
 
 __all__ = [
@@ -218,6 +218,13 @@ def make_parser(method: str) -> argparse.ArgumentParser:
         choices=("auto", "on", "off"),
         help="XLA compilation of the train step (default: off on tensorflow, "
         "where it was measured slower on CPU; auto elsewhere)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="mixed: the backbone computes in bfloat16 with float32 weights; the head, the "
+        "loss, the L2,1 penalty, the optimizer and the evaluation stay float32 (for GPUs and "
+        "TPUs; slower on most CPUs)" + _default("precision"),
     )
     p.add_argument(
         "--quiet",

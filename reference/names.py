@@ -6,7 +6,14 @@ that implement them (`backbones.py`, `heads.py`, `methods.py`) import the same t
 
 from __future__ import annotations
 
-__all__ = ["BACKBONES", "HEADLESS", "HEADS", "METHODS", "REPRESENTATION_DIMS"]
+__all__ = [
+    "BACKBONES",
+    "HEADLESS",
+    "HEADS",
+    "METHODS",
+    "PRECISIONS",
+    "REPRESENTATION_DIMS",
+]
 
 #: Feature extractors `f_theta` (`backbones.build_backbone`).
 BACKBONES = ("small-cnn", "resnet18", "resnet50")
@@ -18,3 +25,6 @@ HEADS = ("mlp", "linear", "identity", "directclr", "topk")
 HEADLESS = ("identity", "directclr")
 #: Self-supervised objectives (`methods.py`).
 METHODS = ("simclr", "byol", "barlow-twins")
+#: `--precision`: the backbone's compute dtype (`backbones.DTYPE_POLICIES`); the head, the
+#: loss, the penalty and the optimizer stay float32 either way.
+PRECISIONS = ("float32", "mixed")
