@@ -131,6 +131,31 @@ def test_mixed_head_loss_penalty_and_optimizer_are_float32(method):
 
 
 @pytest.mark.keras_backend
+def test_mixed_objective_is_float32_accurate():
+    """The loss + penalty of a mixed model, from its float32 embeddings and head kernel, is
+    InfoNCE (Eq. 2) + lambda ||W||_{2,1} in float64 (the NumPy core) up to float32 rounding.
+
+    Tolerance: the loss reads z (2N = 32 rows, m = 8) through norms and dot products of m
+    terms, 2N - 1 exponentials and sums: at most ~(m + 2N) float32 roundings of relative size
+    2^-24 on quantities <= 1/tau = 2 in magnitude (logits) and ~3 (the loss): 72 * 6e-8 * 4
+    ~ 2e-5. Rounding z to bfloat16 first (a loss computed from 16-bit embeddings) moves it by
+    ~2e-4 here, so it fails.
+    """
+    import sparsehead
+    from reference.heads import regularized_kernel
+
+    model, head = _build(_cfg("simclr"))
+    x = _views()
+    z = model(x, training=True)
+    loss = float(model.compute_loss(x=x, y_pred=z))
+    z = keras.ops.convert_to_numpy(z).astype(np.float64)
+    kernel = keras.ops.convert_to_numpy(regularized_kernel(head)).astype(np.float64)
+    n = len(z) // 2
+    expected = sparsehead.info_nce(z[:n], z[n:], 0.5) + 1e-4 * sparsehead.l21_norm(kernel)
+    assert abs(loss - expected) <= 2e-5, (loss, expected)
+
+
+@pytest.mark.keras_backend
 def test_mixed_training_is_finite_and_its_loss_decreases():
     model, _ = _build(_cfg("simclr"))
     model.compile(optimizer=keras.optimizers.Adam(3e-3))
@@ -233,13 +258,34 @@ def test_resume_takes_the_precision_of_the_interrupted_run(tmp_path):
                                           "--precision", "float32"]))  # fmt: skip
 
 
-def test_a_run_stored_before_the_flag_resumes_in_float32(tmp_path):
+def test_a_run_stored_before_the_flag_is_a_float32_run(tmp_path):
     out = tmp_path / "run"
     stored = dict(check(config_from_args("simclr", [*TINY, "--out", str(out)])).cfg)
     del stored["precision"]
     _interrupted(out, stored)
     resumed = check(config_from_args("simclr", [*TINY, "--out", str(out), "--resume"]))
     assert resumed.cfg["precision"] == "float32"
+    with pytest.raises(UsageError, match=r"--precision 'mixed' \(was 'float32'\) differ"):
+        check(config_from_args("simclr", [*TINY, "--out", str(out), "--resume",
+                                          "--precision", "mixed"]))  # fmt: skip
+
+
+def test_a_grid_refuses_a_finished_run_stored_before_the_flag_for_mixed(tmp_path):
+    from reference.checks import stored_settings
+    from reference.grid import check as check_grid
+
+    runs = plan(["simclr"], [("baseline", {"l21": 0.0})], [0], TINY, tmp_path)
+    folder = runs[0].out
+    folder.mkdir(parents=True)
+    stored = stored_settings(dict(runs[0].cfg))
+    del stored["precision"]
+    (folder / "config.json").write_text(json.dumps(stored))
+    (folder / "results.json").write_text(json.dumps({"config": stored}))
+    assert check_grid(runs, stored_settings) == ["skip"]  # the same (float32) run: skipped
+    mixed = plan(["simclr"], [("baseline", {"l21": 0.0})], [0], [*TINY, "--precision", "mixed"],
+                 tmp_path)  # fmt: skip
+    with pytest.raises(UsageError, match=r"precision 'mixed' \(was 'float32'\)"):
+        check_grid(mixed, stored_settings)
 
 
 def test_a_bad_precision_is_a_usage_error_naming_the_flag():
