@@ -299,3 +299,23 @@ def test_reproduce_passes_precision_to_every_run(tmp_path):
     assert len(runs) == 4 and {r.cfg["precision"] for r in runs} == {"mixed"}
     default = plan(["simclr"], [("baseline", {"l21": 0.0})], [0], [], tmp_path)
     assert default[0].cfg["precision"] == "float32"
+
+
+# The paper's backbones: the same policy per layer (ResNet-50 by cloning keras.applications'
+# model) and the same initial weights as the float32 build. Building only (the TF pass).
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_mixed_resnets_hold_the_policy_and_the_float32_weights(name):
+    from reference.backbones import DTYPE_POLICIES, build_backbone
+
+    keras.utils.set_random_seed(0)
+    plain = build_backbone(name, (32, 32, 3))
+    keras.utils.set_random_seed(0)
+    mixed = build_backbone(name, (32, 32, 3), dtype=DTYPE_POLICIES["mixed"])
+    assert _digest(mixed.weights) == _digest(plain.weights)
+    assert {layer.dtype_policy.name for layer in plain.layers} == {"float32"}
+    convs = [layer for layer in mixed.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert len(convs) >= 20
+    assert all(c.compute_dtype == "bfloat16" and c.variable_dtype == "float32" for c in convs)
+    pools = [p for p in mixed.layers if isinstance(p, keras.layers.GlobalAveragePooling2D)]
+    assert [p.compute_dtype for p in pools] == ["float32"]
+    assert _dtype(mixed(np.zeros((2, 32, 32, 3), dtype="float32"))) == "float32"
