@@ -70,7 +70,7 @@ def resolve(cfg: dict) -> dict:
     prox step replaces it with `--proximal`), and none of the command's own switches."""
     cfg = {k: v for k, v in cfg.items() if k not in ("given", "resume", "overwrite")}
     cfg.setdefault("distribute", "none")
-    cfg.setdefault("precision", "float32")  # a run stored before --precision existed
+    cfg.setdefault("precision", "float32")  # a configuration written before the flag existed
     if cfg.get("l21") is None:
         cfg["l21"] = default_l21(cfg)
     cfg["penalty"] = 0.0 if cfg.get("proximal") else cfg["l21"]
