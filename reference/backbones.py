@@ -3,6 +3,20 @@
 Each returns a Keras functional model from images `(H, W, C)` in [0, 1] to the representation
 `r = f_theta(x)` of shape `(d,)`: global average pooling of the last feature map, so that
 `d = 512` for ResNet-18 and `d = 2048` for ResNet-50 as in Sec. 4.
+
+Precision (`--precision`, `DTYPE_POLICIES`): `mixed` builds every layer of the backbone with
+Keras' `mixed_bfloat16` policy (bfloat16 compute, float32 variables), except the global
+average pooling, which is float32: the representation `r` is the float32 mean of the bfloat16
+feature map (a sum over H x W accumulated in float32), so the head, the loss, the L2,1 penalty
+and the probes see float32. The policy is set per layer (`dtype=`), never process-wide, so
+nothing else built in the process (the head, a later run) changes precision. BatchNorm
+normalises in float32 whatever its policy (Keras upcasts its inputs).
+
+bfloat16 rather than float16: bfloat16 has float32's 8-bit exponent, so gradients neither
+overflow nor underflow and no loss scaling is needed; float16 (5-bit exponent) needs Keras'
+`LossScaleOptimizer`, whose skipped steps would shift the step-indexed schedules (budget,
+BYOL's tau, `--adaptive-every`). bfloat16 runs natively on current accelerators (NVIDIA
+Ampere and later, TPUs); on a CPU without bfloat16 units it is slower than float32.
 """
 
 from __future__ import annotations
@@ -12,41 +26,49 @@ from keras import layers
 
 from .names import BACKBONES
 
-__all__ = ["BACKBONES", "build_backbone"]
+__all__ = ["BACKBONES", "DTYPE_POLICIES", "build_backbone"]
+
+#: `--precision` -> the Keras dtype policy of the backbone's layers (None: the default float32).
+DTYPE_POLICIES = {"float32": None, "mixed": "mixed_bfloat16"}
 
 
-def _conv_bn(x, filters: int, kernel: int, strides: int = 1, relu: bool = True, name: str = ""):
-    x = layers.Conv2D(filters, kernel, strides, padding="same", use_bias=False, name=name + "conv")(
-        x
-    )
-    x = layers.BatchNormalization(name=name + "bn")(x)
-    return layers.ReLU(name=name + "relu")(x) if relu else x
+def _pool(x, dtype):
+    """Global average pooling, float32 (the representation `r`) when `dtype` is mixed."""
+    return layers.GlobalAveragePooling2D(name="pool", dtype="float32" if dtype else None)(x)
 
 
-def small_cnn(input_shape: tuple[int, int, int], width: int = 32) -> keras.Model:
+def _conv_bn(x, filters: int, kernel: int, strides: int = 1, relu: bool = True, name: str = "",
+             dtype=None):  # fmt: skip
+    x = layers.Conv2D(filters, kernel, strides, padding="same", use_bias=False,
+                      name=name + "conv", dtype=dtype)(x)  # fmt: skip
+    x = layers.BatchNormalization(name=name + "bn", dtype=dtype)(x)
+    return layers.ReLU(name=name + "relu", dtype=dtype)(x) if relu else x
+
+
+def small_cnn(input_shape: tuple[int, int, int], width: int = 32, dtype=None) -> keras.Model:
     """Four 3x3 conv-BN-ReLU stages (width, 2w, 4w, 4w), all stride 2, then global average
     pooling: `d = 4 * width` (128 by default). About 0.2 M weights: a CPU-sized stand-in.
 
     A stride-1 first stage made the SimCLR step 3-4x slower on a 2-core CPU (28x28 input)."""
     inputs = keras.Input(input_shape, name="image")
-    x = _conv_bn(inputs, width, 3, strides=2, name="s1_")
-    x = _conv_bn(x, 2 * width, 3, strides=2, name="s2_")
-    x = _conv_bn(x, 4 * width, 3, strides=2, name="s3_")
-    x = _conv_bn(x, 4 * width, 3, strides=2, name="s4_")
-    x = layers.GlobalAveragePooling2D(name="pool")(x)
-    return keras.Model(inputs, x, name="small_cnn")
+    x = _conv_bn(inputs, width, 3, strides=2, name="s1_", dtype=dtype)
+    x = _conv_bn(x, 2 * width, 3, strides=2, name="s2_", dtype=dtype)
+    x = _conv_bn(x, 4 * width, 3, strides=2, name="s3_", dtype=dtype)
+    x = _conv_bn(x, 4 * width, 3, strides=2, name="s4_", dtype=dtype)
+    return keras.Model(inputs, _pool(x, dtype), name="small_cnn")
 
 
-def _basic_block(x, filters: int, strides: int, name: str):
+def _basic_block(x, filters: int, strides: int, name: str, dtype=None):
     shortcut = x
-    y = _conv_bn(x, filters, 3, strides, name=name + "a_")
-    y = _conv_bn(y, filters, 3, 1, relu=False, name=name + "b_")
+    y = _conv_bn(x, filters, 3, strides, name=name + "a_", dtype=dtype)
+    y = _conv_bn(y, filters, 3, 1, relu=False, name=name + "b_", dtype=dtype)
     if strides != 1 or x.shape[-1] != filters:
-        shortcut = _conv_bn(x, filters, 1, strides, relu=False, name=name + "proj_")
-    return layers.ReLU(name=name + "out")(layers.Add(name=name + "add")([y, shortcut]))
+        shortcut = _conv_bn(x, filters, 1, strides, relu=False, name=name + "proj_", dtype=dtype)
+    added = layers.Add(name=name + "add", dtype=dtype)([y, shortcut])
+    return layers.ReLU(name=name + "out", dtype=dtype)(added)
 
 
-def resnet18(input_shape: tuple[int, int, int]) -> keras.Model:
+def resnet18(input_shape: tuple[int, int, int], dtype=None) -> keras.Model:
     """ResNet-18 (He et al., 2016), `d = 512`.
 
     The stem follows the W-MSE code base (Ermolov et al., 2021, `model.get_model`): a 3x3
@@ -57,32 +79,48 @@ def resnet18(input_shape: tuple[int, int, int]) -> keras.Model:
     """
     inputs = keras.Input(input_shape, name="image")
     side = max(input_shape[:2])
-    x = _conv_bn(inputs, 64, 3 if side <= 128 else 7, strides=1 if side <= 128 else 2, name="stem_")
+    x = _conv_bn(inputs, 64, 3 if side <= 128 else 7, strides=1 if side <= 128 else 2,
+                 name="stem_", dtype=dtype)  # fmt: skip
     if side > 32:
-        x = layers.MaxPooling2D(3, 2, padding="same", name="stem_pool")(x)
+        x = layers.MaxPooling2D(3, 2, padding="same", name="stem_pool", dtype=dtype)(x)
     for stage, filters in enumerate((64, 128, 256, 512)):
         for block in range(2):
             strides = 2 if stage > 0 and block == 0 else 1
-            x = _basic_block(x, filters, strides, name=f"l{stage + 1}b{block}_")
-    x = layers.GlobalAveragePooling2D(name="pool")(x)
-    return keras.Model(inputs, x, name="resnet18")
+            x = _basic_block(x, filters, strides, name=f"l{stage + 1}b{block}_", dtype=dtype)
+    return keras.Model(inputs, _pool(x, dtype), name="resnet18")
 
 
-def resnet50(input_shape: tuple[int, int, int]) -> keras.Model:
-    """ResNet-50 from `keras.applications` (random init, no top, average pooling), `d = 2048`."""
+def resnet50(input_shape: tuple[int, int, int], dtype=None) -> keras.Model:
+    """ResNet-50 from `keras.applications` (random init, no top, average pooling), `d = 2048`.
+
+    `keras.applications` builds its layers with the process-wide policy; with `dtype`, the
+    model is cloned layer by layer with that policy (the average pooling float32) and keeps
+    the weights drawn at build."""
     if min(input_shape[:2]) < 32:
         raise ValueError(f"backbone 'resnet50' needs images of at least 32x32; got {input_shape}")
-    return keras.applications.ResNet50(
+    model = keras.applications.ResNet50(
         include_top=False, weights=None, input_shape=input_shape, pooling="avg"
     )
+    if dtype is None:
+        return model
+
+    def with_policy(layer):
+        pool = isinstance(layer, layers.GlobalAveragePooling2D)
+        return layer.__class__.from_config({**layer.get_config(),
+                                            "dtype": "float32" if pool else dtype})  # fmt: skip
+
+    clone = keras.models.clone_model(model, clone_function=with_policy)
+    clone.set_weights(model.get_weights())
+    return clone
 
 
-def build_backbone(name: str, input_shape: tuple[int, int, int]) -> keras.Model:
-    """The backbone called `name` (one of `BACKBONES`) for images of `input_shape`."""
+def build_backbone(name: str, input_shape: tuple[int, int, int], dtype=None) -> keras.Model:
+    """The backbone called `name` (one of `BACKBONES`) for images of `input_shape`; `dtype` a
+    Keras dtype policy for its layers (`DTYPE_POLICIES`; None: the default float32)."""
     if name == "small-cnn":
-        return small_cnn(input_shape)
+        return small_cnn(input_shape, dtype=dtype)
     if name == "resnet18":
-        return resnet18(input_shape)
+        return resnet18(input_shape, dtype=dtype)
     if name == "resnet50":
-        return resnet50(input_shape)
+        return resnet50(input_shape, dtype=dtype)
     raise ValueError(f"backbone must be one of {BACKBONES}; got {name!r}")

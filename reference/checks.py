@@ -21,7 +21,15 @@ import numpy as np
 from . import data as datasets
 from . import rundir
 from .errors import UsageError
-from .names import BACKBONES, CONTROLLERS, HEADLESS, HEADS, METHODS, REPRESENTATION_DIMS
+from .names import (
+    BACKBONES,
+    CONTROLLERS,
+    HEADLESS,
+    HEADS,
+    METHODS,
+    PRECISIONS,
+    REPRESENTATION_DIMS,
+)
 
 __all__ = [
     "Plan",
@@ -71,6 +79,7 @@ def resolve(cfg: dict) -> dict:
     cfg = {k: v for k, v in cfg.items() if k not in ("given", "resume", "overwrite")}
     cfg.setdefault("distribute", "none")
     cfg.setdefault("augment", "host")  # stored, so that --resume refuses another one
+    cfg.setdefault("precision", "float32")  # a configuration written before the flag existed
     if cfg.get("l21") is None:
         cfg["l21"] = default_l21(cfg)
     cfg["penalty"] = 0.0 if cfg.get("proximal") else cfg["l21"]
@@ -129,7 +138,8 @@ def _flag(key: str) -> str:
 
 def check_config(cfg: dict) -> None:
     """Every setting's value and combination (`UsageError` naming the flag)."""
-    for key, choices in (("method", METHODS), ("backbone", BACKBONES), ("head", HEADS)):
+    for key, choices in (("method", METHODS), ("backbone", BACKBONES), ("head", HEADS),
+                         ("precision", PRECISIONS)):  # fmt: skip
         if cfg.get(key) not in choices:
             raise UsageError(
                 f"{_flag(key)} must be one of {', '.join(choices)}; got {cfg.get(key)!r}"

@@ -17,7 +17,7 @@ import importlib.util
 
 from .data import list_datasets
 from .errors import main_guard
-from .names import BACKBONES, CONTROLLERS, HEADS
+from .names import BACKBONES, CONTROLLERS, HEADS, PRECISIONS
 from .presets import DEFAULTS, METHOD_DEFAULTS, PRESETS
 
 __all__ = [
@@ -232,6 +232,13 @@ def make_parser(method: str) -> argparse.ArgumentParser:
         help="where the two views are made: host (NumPy, in the data loader) or device (the "
         "random parameters drawn on the host with the same random streams, the pixels made "
         "inside the compiled train step; equal to host up to float32 rounding) (default: host)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="mixed: the backbone computes in bfloat16 with float32 weights; the head, the "
+        "loss, the L2,1 penalty, the optimizer and the evaluation stay float32 (for GPUs and "
+        "TPUs; slower on most CPUs)" + _default("precision"),
     )
     p.add_argument(
         "--quiet",

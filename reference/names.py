@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from sparsehead.controller import CONTROLLERS as _CONTROLLERS  # NumPy only
 
-__all__ = ["BACKBONES", "CONTROLLERS", "HEADLESS", "HEADS", "METHODS", "REPRESENTATION_DIMS"]
+__all__ = [
+    "BACKBONES",
+    "CONTROLLERS",
+    "HEADLESS",
+    "HEADS",
+    "METHODS",
+    "PRECISIONS",
+    "REPRESENTATION_DIMS",
+]
 
 #: Feature extractors `f_theta` (`backbones.build_backbone`).
 BACKBONES = ("small-cnn", "resnet18", "resnet50")
@@ -22,3 +30,6 @@ HEADLESS = ("identity", "directclr")
 CONTROLLERS = tuple(_CONTROLLERS)
 #: Self-supervised objectives (`methods.py`).
 METHODS = ("simclr", "byol", "barlow-twins")
+#: `--precision`: the backbone's compute dtype (`backbones.DTYPE_POLICIES`); the head, the
+#: loss, the penalty and the optimizer stay float32 either way.
+PRECISIONS = ("float32", "mixed")

@@ -63,6 +63,7 @@ DEFAULTS: dict = {
     "seed": 0,
     "ssl_split": "train",  # the split self-supervised training uses (STL-10: train+unlabeled)
     "jit_compile": "auto",
+    "precision": "float32",  # "mixed": the backbone computes in bfloat16 (backbones.py)
 }
 
 # The method's own CPU-sized settings, over `DEFAULTS` (and under `--preset` and the flags).

@@ -42,6 +42,7 @@ from typing import Literal
 from .errors import UsageError
 
 __all__ = [
+    "ADDED_SETTINGS",
     "BACKUP",
     "FAULT_ENV",
     "RESUMABLE",
@@ -68,6 +69,11 @@ BACKUP = Path("checkpoints") / "backup"
 #: how much it prints. `epochs` may also be raised (the run then trains for longer); nothing
 #: else: a resumed run is the same run.
 RESUMABLE = frozenset({"out", "resume", "overwrite", "quiet"})
+
+#: Settings added after runs were first stored, with the value every run stored before the
+#: key existed was made with: a `config.json` without the key reads as that value, so that a
+#: later command with another value is refused, not resumed into (or skipped as) that run.
+ADDED_SETTINGS = {"precision": "float32", "augment": "host", "controller": "dual"}
 
 #: Environment variable for the fault-injection tests: `<point>` or `<point>:<signal>`
 #: (`KILL` by default, or `INT`) sends that signal to this process when the run reaches
@@ -124,7 +130,11 @@ def stored_config(out: Path | str) -> dict | None:
     if state == "absent":
         return None
     folder = out if state == "complete" else partial_dir(out)
-    return json.loads((folder / CONFIG).read_text())
+    return _read_config(folder)
+
+
+def _read_config(folder: Path) -> dict:
+    return {**ADDED_SETTINGS, **json.loads((folder / CONFIG).read_text())}
 
 
 def write_atomic(path: Path | str, data: str | bytes) -> None:
@@ -196,7 +206,7 @@ def check_out(out: Path | str, cfg: dict, *, resume: bool, overwrite: bool, give
                     "run in another --out, or pass --overwrite instead of --resume to redo it)"
                 )
             raise UsageError(f"--resume: no interrupted run in {partial} to continue")
-        stored = json.loads((partial / CONFIG).read_text())
+        stored = _read_config(partial)
         diff = differing_keys(stored, cfg, given)
         if diff:
             shown = ", ".join(f"{_flag(k)} {cfg[k]!r} (was {stored[k]!r})" for k in diff)

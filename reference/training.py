@@ -34,7 +34,7 @@ from sparsehead.adapters.keras import SparsityMonitor
 
 from . import rundir
 from .augment import Augment, AugmentParams, to_float
-from .backbones import build_backbone
+from .backbones import DTYPE_POLICIES, build_backbone
 from .checks import Plan, check
 from .errors import UsageError
 from .evaluate import diagnostics, encode, knn_accuracy, probe
@@ -132,7 +132,8 @@ def _build(cfg: dict, input_shape) -> tuple[keras.Model, keras.layers.Layer]:
     """The self-supervised model for `cfg['method']`, built, and its head."""
 
     def pair():
-        backbone = build_backbone(cfg["backbone"], input_shape)
+        precision = DTYPE_POLICIES[cfg.get("precision", "float32")]
+        backbone = build_backbone(cfg["backbone"], input_shape, dtype=precision)
         head = build_head(cfg["head"], cfg["head_hidden"], cfg["head_dim"], cfg["penalty"],
                           k=cfg.get("head_topk"))  # fmt: skip
         return backbone, head

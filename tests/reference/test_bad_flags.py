@@ -90,6 +90,7 @@ CASES = [
     ("data dir for the shipped set", ["--dataset", "fashion-mnist-10k", "--data-dir", "{empty}"],
      None, "takes no data_dir (--data-dir)"),
     ("unknown preset", ["--preset", "paper-mnist"], None, "argument --preset: invalid choice"),
+    ("unknown precision", ["--precision", "half"], None, "argument --precision: invalid choice"),
     ("bad flag, finished run", ["--epochs", "0"], "finished", "--epochs must be an int >= 1"),
     ("batch too large, finished run", ["--batch-size", "100000", "--overwrite"], "finished",
      "--batch-size 100000 is larger"),
