@@ -33,11 +33,12 @@ BENCHMARKS: dict[str, Callable[[bool], list[Row]]] = {
 
 
 def _register_optional() -> None:
-    from . import keras_step, simclr
+    from . import keras_step, simclr, train
 
     BENCHMARKS["keras_l21"] = keras_step.bench_keras_l21
     BENCHMARKS["keras_prox"] = keras_step.bench_keras_prox
     BENCHMARKS["simclr"] = simclr.bench_simclr
+    BENCHMARKS["train"] = train.bench_train
 
 
 def _parser() -> argparse.ArgumentParser:

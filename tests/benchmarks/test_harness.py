@@ -44,11 +44,14 @@ def test_quick_run_writes_table_markdown_and_json(tmp_path, capsys):
 
 def test_every_benchmark_runs_in_quick_mode(tmp_path, capsys):
     # The whole command as a fresh environment with the `bench` extra and all three Keras
-    # backends runs it (about 95 s on 2 cores): every row is measured, none SKIPPED.
+    # backends runs it (about 95 s on 2 cores): every row is measured, none SKIPPED. The
+    # `train` group runs in test_train.py, which also checks its rows' names and evidence.
     for module in ("pyproximal", "jaxopt", "jax", "torch", "tensorflow", "keras"):
         pytest.importorskip(module)
     js = tmp_path / "all.json"
-    assert cli.main(["--quick", "--json", str(js)]) == 0
+    cli._register_optional()
+    others = [a for n in cli.BENCHMARKS if n != "train" for a in ("--only", n)]
+    assert cli.main(["--quick", "--json", str(js), *others]) == 0
     rows = json.loads(js.read_text())["rows"]
     assert {r["group"] for r in rows} >= {"l21_norm", "l21_prox", "peers", "info_nce",
                                           "memory", "min_max", "keras", "simclr"}  # fmt: skip
@@ -65,7 +68,8 @@ def test_unknown_name_is_an_error(capsys):
 def test_list_names_every_target(capsys):
     assert cli.main(["--list"]) == 0
     listed = capsys.readouterr().out.split()
-    for name in ("l21_norm", "l21_prox", "peers", "info_nce", "min_max", "keras_l21", "simclr"):
+    for name in ("l21_norm", "l21_prox", "peers", "info_nce", "min_max", "keras_l21", "simclr",
+                 "train"):  # fmt: skip
         assert name in listed
 
 
