@@ -163,11 +163,10 @@ def loop(
         opt.zero_grad(set_to_none=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             z = model(xb)
-        loss = info_nce(z, temperature)
+        base = info_nce(z, temperature)
         extra = penalty()
-        if extra is not None:
-            loss = loss + extra
-            evidence["_penalty"] = extra.detach()
+        loss = base if extra is None else base + extra
+        evidence["_penalty"] = (loss - base).detach()  # what the piece added to the loss
         loss.backward()
         opt.step()
         if post is not None:
