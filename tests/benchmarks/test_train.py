@@ -50,6 +50,7 @@ def _bare(ev: dict) -> None:
     assert ev["penalty"] == 0 and ev["post_step"] is None and ev["zero_groups"] == 0, ev
 
 
+@pytest.mark.slow  # four worker processes: 10.5 min at load average 10 on 2 cores, ~2 min CPU
 def test_quick_train_group_gives_every_promised_row(tmp_path, capsys):
     for module in ("jax", "torch", "tensorflow", "keras"):
         pytest.importorskip(module)
