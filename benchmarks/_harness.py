@@ -15,7 +15,15 @@ import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-__all__ = ["Row", "interleaved", "peak_extra_bytes", "ratio_row", "timed_row", "value_row"]
+__all__ = [
+    "Row",
+    "interleaved",
+    "peak_extra_bytes",
+    "ratio_row",
+    "rotated",
+    "timed_row",
+    "value_row",
+]
 
 
 @dataclass
@@ -169,3 +177,28 @@ def value_row(
         unit=unit,
         note=note,
     )
+
+
+def rotated(runs: list[Callable[[], object]], reps: int, warmup: int = 1) -> list[list[float]]:
+    """Seconds of each of `runs` per round, `reps` rounds after `warmup` untimed ones; the
+    order rotates every round (A B C, B C A, C A B, ...), so that load from other processes
+    and the position in the round hit every run alike. `times[r][i]` is run `i` in round `r`.
+    The garbage collector runs between rounds, not during them.
+    """
+    k = len(runs)
+    for _ in range(warmup):
+        for run in runs:
+            run()
+    times = [[0.0] * k for _ in range(reps)]
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for r in range(reps):
+            gc.collect()
+            for j in range(k):
+                i = (r + j) % k
+                times[r][i] = _time_once(runs[i])
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return times

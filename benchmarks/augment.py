@@ -18,36 +18,22 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 from ._harness import Row, interleaved, timed_row
+from ._workers import KERAS_BACKENDS, keras_backends, run_worker
 
 __all__ = ["bench_augment"]
 
-BACKENDS = ("jax", "torch", "tensorflow")
+BACKENDS = KERAS_BACKENDS
 _ROOT = Path(__file__).resolve().parents[1]
 
 
 def bench_augment(quick: bool) -> list[Row]:
-    rows = []
-    for backend in BACKENDS:
-        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-        cmd = [sys.executable, "-m", "benchmarks.augment", "--worker", backend]
-        if quick:
-            cmd.append("--quick")
-        proc = subprocess.run(cmd, env=env, cwd=_ROOT, capture_output=True, text=True, check=False)
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-        if proc.returncode != 0 or not lines:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-            nan = float("nan")
-            note = f"SKIPPED: worker failed: {tail[0][:120]}"
-            rows.append(Row("augment", f"device augmentation [{backend}]", "-", nan, nan, nan,
-                            ">=", 1.0, 0, note=note))  # fmt: skip
-            continue
-        rows += [Row(**json.loads(ln)) for ln in lines]
-    return rows
+    args = ["--quick"] if quick else []
+    return [r for b in keras_backends() for r in run_worker("benchmarks.augment", b, args,
+            group="augment", name="device augmentation", sense=">=", limit=1.0)]  # fmt: skip
 
 
 # ------------------------------------------------------------------ worker (one backend)

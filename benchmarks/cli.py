@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from . import core
 from ._harness import Row
+from ._workers import KERAS_BACKENDS, select_backends
 from .machine import machine_info, machine_markdown
 from .report import markdown_table, text_table
 
@@ -33,12 +34,13 @@ BENCHMARKS: dict[str, Callable[[bool], list[Row]]] = {
 
 
 def _register_optional() -> None:
-    from . import augment, keras_step, simclr
+    from . import augment, keras_step, simclr, train
 
     BENCHMARKS["keras_l21"] = keras_step.bench_keras_l21
     BENCHMARKS["keras_prox"] = keras_step.bench_keras_prox
     BENCHMARKS["simclr"] = simclr.bench_simclr
     BENCHMARKS["augment"] = augment.bench_augment
+    BENCHMARKS["train"] = train.bench_train
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="run only benchmarks whose name contains NAME (repeatable); see --list",
     )
+    p.add_argument(
+        "--backends",
+        nargs="+",
+        choices=KERAS_BACKENDS,
+        help="the Keras backends of the per-backend benchmarks (default: all three)",
+    )
     p.add_argument("--list", action="store_true", help="list benchmark names and exit")
     p.add_argument("--markdown", metavar="PATH", help="also write the table as markdown")
     p.add_argument("--json", metavar="PATH", help="also write rows and machine info as JSON")
@@ -59,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _register_optional()
+    select_backends(args.backends)
     if args.list:
         print("\n".join(BENCHMARKS))
         return 0

@@ -12,39 +12,30 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
 from ._harness import Row, timed_row
+from ._workers import KERAS_BACKENDS, keras_backends, run_worker
 
 __all__ = ["BACKENDS", "bench_keras_l21", "bench_keras_prox"]
 
-BACKENDS = ("jax", "torch", "tensorflow")
+BACKENDS = KERAS_BACKENDS
 _SIZES = {False: (512, 2048, 128, 256), True: (64, 128, 16, 32)}  # in, hidden, out, batch
 
 
-def _run_worker(backend: str, what: str, quick: bool) -> list[Row]:
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-    cmd = [sys.executable, "-m", "benchmarks.keras_step", "--worker", backend, "--what", what]
-    if quick:
-        cmd.append("--quick")
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-        nan = float("nan")
-        return [Row("keras", f"{what} [{backend}]", "-", nan, nan, nan, "<=", 1.0, 0,
-                    note=f"SKIPPED: worker failed: {tail[0][:120]}")]  # fmt: skip
-    return [Row(**json.loads(ln)) for ln in lines]
+def _run(what: str, quick: bool) -> list[Row]:
+    args = ["--what", what, *(["--quick"] if quick else [])]
+    return [r for b in keras_backends() for r in run_worker("benchmarks.keras_step", b, args,
+            group="keras", name=what, sense="<=", limit=1.0)]  # fmt: skip
 
 
 def bench_keras_l21(quick: bool) -> list[Row]:
-    return [r for b in BACKENDS for r in _run_worker(b, "l21", quick)]
+    return _run("l21", quick)
 
 
 def bench_keras_prox(quick: bool) -> list[Row]:
-    return [r for b in BACKENDS for r in _run_worker(b, "prox", quick)]
+    return _run("prox", quick)
 
 
 # ------------------------------------------------------------------ worker (one backend)

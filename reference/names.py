@@ -19,9 +19,9 @@ __all__ = [
 ]
 
 #: Feature extractors `f_theta` (`backbones.build_backbone`).
-BACKBONES = ("small-cnn", "resnet18", "resnet50")
+BACKBONES = ("small-cnn", "resnet18", "resnet18-cifar", "resnet50")
 #: The dimension `d` of each backbone's representation (checked against the built models).
-REPRESENTATION_DIMS = {"small-cnn": 128, "resnet18": 512, "resnet50": 2048}
+REPRESENTATION_DIMS = {"small-cnn": 128, "resnet18": 512, "resnet18-cifar": 512, "resnet50": 2048}
 #: Projection heads `h_phi` (`heads.build_head`).
 HEADS = ("mlp", "linear", "identity", "directclr", "topk")
 #: The heads without trainable weights: nothing for SparseHead or its variants to act on.
