@@ -40,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import augment
 from ._harness import Row, rotated, timed_row
 from ._workers import KERAS_BACKENDS, keras_backends, run_worker
 
@@ -85,8 +86,8 @@ def run_group(size: str) -> list[Row]:
     rows = [r for b in (*keras_backends(), "pytorch")
             for r in run_worker("benchmarks.train", b, ["--size", size], group=_GROUP,
                                 name="train", sense="<=", limit=1.05)]  # fmt: skip
-    # Host vs device augmentation images/s (issue 20 item 3, benchmarks/augment.py) go here.
-    return rows
+    # host vs device augmentation images/s at CIFAR shape (benchmarks/augment.py)
+    return rows + augment.bench_augment(quick=size == "tiny")
 
 
 def overhead_rows(

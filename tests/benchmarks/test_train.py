@@ -63,6 +63,11 @@ def test_quick_train_group_gives_every_promised_row(tmp_path, capsys):
     assert cli.main(args) == 0
     capsys.readouterr()
     rows = json.loads(js.read_text())["rows"]
+    augment = [r for r in rows if r["group"] == "augment"]  # host vs device, per backend
+    assert len(augment) == 1, augment
+    assert augment[0]["name"].startswith(f"augmentation images/s [Keras {BACKEND}, device]")
+    assert augment[0]["reps"] > 0 and not augment[0]["note"].startswith("SKIPPED")
+    rows = [r for r in rows if r["group"] != "augment"]
     for row in rows:
         assert not row["note"].startswith("SKIPPED"), row
         assert row["group"] == "train" and row["reps"] > 0, row
