@@ -224,7 +224,7 @@ def test_topk_head_refuses_a_bad_k():
 
 
 # -- every head with every method: one short fit -----------------------------------------------
-def _flat_backbone(name: str, input_shape) -> keras.Model:
+def _flat_backbone(name: str, input_shape, dtype=None) -> keras.Model:
     """A backbone without weights, `r = flatten(x)`: the run's wiring, without a CNN's cost."""
     inputs = keras.Input(input_shape)
     return keras.Model(inputs, keras.layers.Flatten()(inputs), name=f"flat_{name}")
