@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+
 import numpy as np
 
 import sparsehead as sh
@@ -81,7 +84,45 @@ def bench_l21_prox(quick: bool) -> list[Row]:
                         limit=limit,
                     )
                 )
+    rows += _prox_threads(quick)
     return rows
+
+
+def _prox_threads(quick: bool) -> list[Row]:
+    """The prox with the core's choice of threads against one thread: in place, 1024x1024
+    float32 (4 MiB, where a split lost: issue 20) and 2048x2048 (16 MiB, where it wins)."""
+    rows = []
+    for n, sense, limit in ((1024, "<=", 1.0), (2048, "<=", 0.8)):
+        n = n // 4 if quick else n
+        w = _weights((n, n))
+
+        def prox(w=w):
+            sh.l21_prox(w, 1e-3, group_axis=-2, out=w)
+
+        def one_thread(w=w):
+            with _env(SPARSEHEAD_NUM_THREADS="1"):
+                sh.l21_prox(w, 1e-3, group_axis=-2, out=w)
+
+        threads = len(spans(n, w.size))
+        rows.append(ratio_row("l21_prox", f"l21_prox {n}x{n} f32 in place, {threads} thread"
+                              + "s" * (threads > 1) + " (the core's choice)", "one thread",
+                              prox, one_thread, reps=11 if quick else 101, sense=sense,
+                              limit=limit))  # fmt: skip
+    return rows
+
+
+@contextlib.contextmanager
+def _env(**values: str):
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def bench_peers(quick: bool) -> list[Row]:

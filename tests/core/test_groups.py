@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import sparsehead as sh
@@ -126,9 +126,17 @@ def test_column_groups_many_rows_use_blocks():
     grouped_weights(zero_groups=False),
     st.one_of(st.just(0.0), st.floats(1e-3, 10), st.floats(-10, -1e-3)),
 )
+@example(case=(np.array([[2.22507384e-316, 2.22507384e-316]]), 0), c=-2.0)  # found: subnormals
 def test_absolute_homogeneity(case, c):
     w, ax = case
-    assert sh.l21_norm(c * w, ax) == pytest.approx(abs(c) * sh.l21_norm(w, ax), rel=1e-12, abs=0)
+    # rel: float64 accumulation. abs: among subnormals the grid is absolute: each product c*w
+    # is rounded to the subnormal spacing s of w's dtype (<= s/2 per element, so <= sqrt(g) s/2
+    # per group of g, <= size * s/2 in all); each side's result is rounded to float64's grid
+    # (<= s/2, times |c| on the right): (size / 2 + 2 (1 + |c|)) s bounds it.
+    s = float(np.finfo(w.dtype).smallest_subnormal)
+    expected = abs(c) * sh.l21_norm(w, ax)
+    tol = (w.size / 2 + 2 * (1 + abs(c))) * s
+    assert sh.l21_norm(c * w, ax) == pytest.approx(expected, rel=1e-12, abs=tol)
 
 
 @given(grouped_weights(), st.data())
