@@ -7,16 +7,17 @@ backends the command asked for (`python -m benchmarks --backends ...`; all three
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ._harness import Row
 
-__all__ = ["KERAS_BACKENDS", "keras_backends", "run_worker", "select_backends"]
+__all__ = ["KERAS_BACKENDS", "keras_backends", "run_worker", "select_backends", "worker_main"]
 
 KERAS_BACKENDS = ("jax", "torch", "tensorflow")
 _ROOT = Path(__file__).resolve().parents[1]
@@ -58,3 +59,16 @@ def run_worker(module: str, worker: str, args: list[str], *, group: str, name: s
         return [Row(group, f"{name} [{worker}]", "-", nan, nan, nan, sense, limit, 0,
                     note=f"SKIPPED: worker failed: {tail[0][:120]}")]  # fmt: skip
     return [Row(**json.loads(ln)) for ln in lines]
+
+
+def worker_main(worker: Callable[[str, bool], list[dict]], argv=None) -> int:
+    """The `--worker BACKEND [--quick]` side of `run_worker`: prints `worker(backend, quick)`'s
+    rows, one JSON object per line."""
+    p = argparse.ArgumentParser()
+    p.add_argument("--worker", choices=KERAS_BACKENDS, required=True)
+    p.add_argument("--quick", action="store_true")
+    args = p.parse_args(argv)
+    os.environ.setdefault("KERAS_BACKEND", args.worker)
+    for row in worker(args.worker, args.quick):
+        print(json.dumps(row), flush=True)
+    return 0

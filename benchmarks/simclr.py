@@ -13,16 +13,13 @@ stepped alternately (A B, B A, ...), and the ratio of images/s is taken per roun
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
 from ._harness import Row, timed_row
-from ._workers import KERAS_BACKENDS, keras_backends, run_worker
+from ._workers import KERAS_BACKENDS, keras_backends, run_worker, worker_main
 
 __all__ = ["bench_simclr"]
 
@@ -146,14 +143,7 @@ def _worker(backend: str, quick: bool) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser()
-    p.add_argument("--worker", choices=BACKENDS, required=True)
-    p.add_argument("--quick", action="store_true")
-    args = p.parse_args(argv)
-    os.environ.setdefault("KERAS_BACKEND", args.worker)
-    for row in _worker(args.worker, args.quick):
-        print(json.dumps(row), flush=True)
-    return 0
+    return worker_main(_worker, argv)
 
 
 if __name__ == "__main__":
