@@ -22,7 +22,7 @@ _REDUCTIONS = ("mean", "sum", "none")
 _BLOCK_ELEMS = 1 << 16  # elements of one block of rows of the similarity matrix: in L2 cache
 
 
-def _pair(z1, z2, names=("z1", "z2"), min_rows: int = 1):
+def _pair(z1, z2, names=("z1", "z2"), min_rows: int = 1, check_values: bool = True):
     a = as_numeric_array(z1, names[0])
     b = as_numeric_array(z2, names[1])
     for arr, name in ((a, names[0]), (b, names[1])):
@@ -37,8 +37,9 @@ def _pair(z1, z2, names=("z1", "z2"), min_rows: int = 1):
             f"{names[0]} must hold at least {min_rows} rows and 1 feature (an empty batch has no "
             f"loss); got shape {a.shape}"
         )
-    check_finite(a, names[0])
-    check_finite(b, names[1])
+    if check_values:
+        check_finite(a, names[0])
+        check_finite(b, names[1])
     dtype = np.result_type(compute_dtype(a.dtype), compute_dtype(b.dtype))
     return a.astype(dtype, copy=False), b.astype(dtype, copy=False)
 
@@ -98,15 +99,36 @@ def info_nce(z1, z2, temperature: float = 0.5, reduction: str = "mean"):
     """
     tau = check_positive(temperature, "temperature")
     _check_reduction(reduction)
-    a, b = _pair(z1, z2)
-    return _reduce(_info_nce_rows(np.concatenate([a, b]), 1.0 / tau), reduction)
+    a, b = _pair(z1, z2, check_values=False)  # checked by `_unit_rows`' own pass
+    return _reduce(_info_nce_rows(_unit_rows(a, b, 1.0 / tau), 1.0 / tau), reduction)
 
 
-def _info_nce_rows(z: np.ndarray, inv_tau: float) -> np.ndarray:
-    """Per-anchor InfoNCE of the rows of `z` (2N, m), in one GEMM and one pass over its result.
+def _unit_rows(a: np.ndarray, b: np.ndarray, inv_tau: float) -> np.ndarray:
+    """`[a; b]` with unit rows times `sqrt(inv_tau)`, a new `(2N, m)` array written in one pass.
 
-    `S = v v^T` (a symmetric rank-k update: half a GEMM) holds the logits, with
-    `v = u / sqrt(tau)` and `u` the unit rows of `z` (`z` is overwritten with `v`).
+    The row norms are the only pass over the inputs before it: a NaN or inf in `a` or `b`
+    makes its row's square sum non-finite, and only then are the inputs checked element-wise
+    (for the error message) or, when a finite row overflowed, normalized safely.
+    """
+    sq = [np.einsum("ij,ij->i", x, x) for x in (a, b)]
+    info = np.finfo(a.dtype)
+    v = np.empty((2 * a.shape[0], a.shape[1]), a.dtype)
+    if all(np.all((s >= info.tiny / info.eps) & (s <= info.max)) for s in sq):
+        for x, s, out in zip((a, b), sq, np.split(v, 2), strict=True):
+            np.multiply(x, (np.sqrt(inv_tau) / np.sqrt(s)).astype(a.dtype)[:, None], out=out)
+        return v
+    check_finite(a, "z1")
+    check_finite(b, "z2")
+    for x, out in zip((a, b), np.split(v, 2), strict=True):
+        np.multiply(l2_normalize(x), a.dtype.type(np.sqrt(inv_tau)), out=out)
+    return v
+
+
+def _info_nce_rows(v: np.ndarray, inv_tau: float) -> np.ndarray:
+    """Per-anchor InfoNCE of the rows of `v` (2N, m), in one GEMM and one pass over its result.
+
+    `v` holds the unit rows of `[z1; z2]` times `sqrt(inv_tau)` (`_unit_rows`), so
+    `S = v v^T` (a symmetric rank-k update: half a GEMM) holds the logits `cos / tau`.
     Since `|cos| <= 1`, every logit is at most `c = 1/tau`: the exponentials need no row max;
     they are taken unshifted while `e^c` fits the dtype, else shifted by `c`. Each cache-sized
     block of rows of the upper triangle is exponentiated and summed in place. With `p` the
@@ -115,18 +137,10 @@ def _info_nce_rows(z: np.ndarray, inv_tau: float) -> np.ndarray:
     the positive dominates and the loss is tiny. A row whose `R` is so small that terms may
     have underflowed is redone in float64 with its own max as the shift.
     """
-    m = z.shape[0]
+    m = v.shape[0]
     n = m // 2
-    dtype = z.dtype
+    dtype = v.dtype
     info = np.finfo(dtype)
-    sq = np.einsum("ij,ij->i", z, z)
-    if np.all((sq >= info.tiny / info.eps) & (sq <= info.max)):  # no row over- or underflowed
-        u = None
-        z *= (np.sqrt(inv_tau) / np.sqrt(sq)).astype(dtype)[:, None]
-        v = z
-    else:
-        u = l2_normalize(z)
-        v = u * dtype.type(np.sqrt(inv_tau))
     s = v @ v.T
     idx = np.arange(m)
     pos = (idx + n) % m
@@ -153,7 +167,7 @@ def _info_nce_rows(z: np.ndarray, inv_tau: float) -> np.ndarray:
         loss = np.logaddexp(lp, np.log(rest)) - lp
     redo = np.flatnonzero(~(rest >= m * info.tiny / info.eps))  # terms may have underflowed
     if redo.size:  # exact log-sum-exp for those rows, shifted by each row's own max
-        u64 = l2_normalize(v.astype(np.float64) if u is None else u.astype(np.float64))
+        u64 = l2_normalize(v.astype(np.float64))
         t = (u64[redo] @ u64.T) * inv_tau
         t[np.arange(redo.size), redo] = -np.inf
         top = t.max(axis=1, keepdims=True)

@@ -74,6 +74,10 @@ def test_losses_reject_bad_embeddings(fn):
         fn(np.ones(3), np.ones(3))
     with pytest.raises(ValueError, match=f"{names[1]} must be finite"):
         fn(Z, np.full((4, 3), np.nan))
+    one_inf = np.array(Z, dtype=float)
+    one_inf[1, 2] = np.inf
+    with pytest.raises(ValueError, match=f"{names[0]} must be finite"):
+        fn(one_inf, Z)
     with pytest.raises(TypeError, match=f"{names[0]} must hold real numbers"):
         fn(np.full((4, 3), "x"), Z)
 
