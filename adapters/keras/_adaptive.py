@@ -141,9 +141,11 @@ class AdaptiveL21(keras.callbacks.Callback):
             kernels; with `prox` and `targets=None`, the prox's own `group_axis`).
         prox: a `ProximalL21` whose strength follows `λ`, instead of the `L21` penalties.
         controller: `"dual"` (the dual step, `DualAscent`) or `"pi"` (`DampedPI`).
-        kp, nu, smoothing: `DampedPI`'s gain `K_P >= 0`, damping `ν` in `[0, 1)` and measure
-            averaging `β` in `[0, 1)`; `None` takes its defaults
-            (`sparsehead.controller.PI_DEFAULTS`); a `ValueError` with `controller="dual"`.
+        kp: `DampedPI`'s proportional gain `K_P >= 0`. For `kp`, `nu` and `smoothing`,
+            `None` takes `sparsehead.controller.PI_DEFAULTS`; a value with
+            `controller="dual"` is a `ValueError`.
+        nu: `DampedPI`'s damping `ν` in `[0, 1)` (the error's average `ξ`).
+        smoothing: `DampedPI`'s averaging `β` in `[0, 1)` of the measure (`s̄`).
 
     Attributes: `l21` (the `λ` variable; `value()` reads it), `measure_value` (the last `s`,
     `None` before the first update), `controller` (the core's rule object; its state and `λ`

@@ -93,9 +93,11 @@ class AdaptiveL21:
             `nn.Linear`, `1` for `nn.Conv*d`), as `ProximalL21` does.
         prox: an optional `ProximalL21`, whose strength follows `λ`.
         controller: `"dual"` (the dual step, `DualAscent`) or `"pi"` (`DampedPI`).
-        kp, nu, smoothing: `DampedPI`'s gain `K_P >= 0`, damping `ν` in `[0, 1)` and measure
-            averaging `β` in `[0, 1)`; `None` takes its defaults
-            (`sparsehead.controller.PI_DEFAULTS`); a `ValueError` with `controller="dual"`.
+        kp: `DampedPI`'s proportional gain `K_P >= 0`. For `kp`, `nu` and `smoothing`,
+            `None` takes `sparsehead.controller.PI_DEFAULTS`; a value with
+            `controller="dual"` is a `ValueError`.
+        nu: `DampedPI`'s damping `ν` in `[0, 1)` (the error's average `ξ`).
+        smoothing: `DampedPI`'s averaging `β` in `[0, 1)` of the measure (`s̄`).
 
     On an accelerator: `step()` between updates reads nothing from the device (the step count
     is a host int), and `penalty()` multiplies by `λ` held as a 0-d tensor on each weight's
