@@ -19,7 +19,7 @@ split's features (the monitor uses a smaller held-out batch each epoch).
     python reference/experiments/rank_vs_probe.py runs/table1 runs/projector [--json out.json]
 
 Every `results.json` below the given folders is one run (unfinished `*.partial` folders are
-skipped); its method is `results["method"]`.
+skipped, as are `*.old` folders of an `--overwrite` swap); its method is `results["method"]`.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ def collect(folders) -> dict[str, list[dict]]:
     runs: dict[str, list[dict]] = defaultdict(list)
     for folder in folders:
         for path in sorted(Path(folder).rglob("results.json")):
-            if any(part.endswith(".partial") for part in path.parts):
+            # `rundir`'s OUT.partial (unfinished) and OUT.old (a run being replaced)
+            if any(part.endswith((".partial", ".old")) for part in path.parent.parts):
                 continue
             results = json.loads(path.read_text())
             runs[results["method"]].append(

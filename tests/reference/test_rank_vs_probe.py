@@ -53,6 +53,12 @@ def test_unfinished_runs_and_methods_are_kept_apart(tmp_path):
         "byol",
         {"linear_embedding": 9.0, "rankme_embedding": 9.0},
     )
+    # Nor is the old run of an interrupted `--overwrite` swap.
+    _run(
+        tmp_path / "a/byol/s-seed8.old",
+        "byol",
+        {"linear_embedding": 8.0, "rankme_embedding": 8.0},
+    )
     runs = rvp.collect([tmp_path / "a", tmp_path / "b"])
     assert sorted(runs) == ["barlow-twins", "byol"]
     assert len(runs["byol"]) == 4
