@@ -341,6 +341,9 @@ def _fit(s: _Run, callbacks, verbose: int) -> _Fit:
     bar = talk and sys.stdout.isatty()
     cbs += [_History(history_path, history, echo=talk and not bar, epochs=cfg["epochs"])]
     cbs += [*callbacks, _FaultPoints()] if os.environ.get(rundir.FAULT_ENV) else list(callbacks)
+    # First: it loads the stateful callbacks before they start, and saves them before the
+    # backup does.
+    cbs.insert(0, _CallbackStates(s.work / "callback_states.json", cbs, initial_epoch))
 
     t_train = time.perf_counter()
     # shuffle=False: `views` already draws each epoch's order from (seed, epoch). Keras' own
@@ -351,6 +354,42 @@ def _fit(s: _Run, callbacks, verbose: int) -> _Fit:
     seconds = time.perf_counter() - t_train
     s.model.save_weights(str(ckpt / "final.weights.h5"))
     return _Fit(history, initial_epoch, len(views), seconds)
+
+
+class _CallbackStates(keras.callbacks.Callback):
+    """Checkpoints the callbacks that carry a state besides the model's weights (those with
+    `state_dict()` / `load_state_dict()`, e.g. `AdaptiveL21`'s `λ` and controller state),
+    which the backup does not hold: at every epoch end, before the backup's own save, their
+    states go to `path` keyed by the epoch, the previous epoch's kept (a kill between this
+    save and the backup's leaves the backup one epoch behind); a resumed run loads the states
+    of the backup's epoch before those callbacks start, so it continues the same `λ`."""
+
+    def __init__(self, path: Path, callbacks: list, initial_epoch: int):
+        super().__init__()
+        self.path, self.initial_epoch = path, initial_epoch
+        self.owners = [c for c in callbacks if callable(getattr(c, "load_state_dict", None))]
+
+    def _saved(self) -> dict:
+        return json.loads(self.path.read_text()) if self.path.exists() else {}
+
+    def on_train_begin(self, logs=None):
+        if not self.owners or self.initial_epoch == 0:
+            return
+        states = self._saved().get(str(self.initial_epoch))
+        if states is None or len(states) != len(self.owners):
+            raise RuntimeError(
+                f"{self.path}: no state of the {len(self.owners)} stateful callbacks at epoch "
+                f"{self.initial_epoch}, where the backup is; the run cannot resume exactly "
+                "(run it again with --overwrite)"
+            )
+        for owner, state in zip(self.owners, states, strict=True):
+            owner.load_state_dict(state)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.owners:
+            keep = {k: v for k, v in self._saved().items() if k == str(epoch)}
+            keep[str(epoch + 1)] = [owner.state_dict() for owner in self.owners]
+            write_json(self.path, keep)
 
 
 class _FaultPoints(keras.callbacks.Callback):

@@ -53,7 +53,9 @@ UPDATES_PER_EPOCH = 4  # as reference/variants.py's adaptive λ default
 def _head_callback(l21: float, every: int, gains: dict):
     """One Keras callback that, at train begin, puts a `ProximalL21` and an
     `AdaptiveL21(controller="pi")` on the head's last kernel (built by `training.run`, so not
-    known before) and forwards the training hooks to them, prox first."""
+    known before) and forwards the training hooks to them, prox first. Its `state_dict()`
+    (the controller's and the trace so far) is checkpointed by `training.run`, so a resumed
+    run continues the same λ."""
     import keras
     from sparsehead.adapters.keras import AdaptiveL21, ProximalL21
 
@@ -62,7 +64,20 @@ def _head_callback(l21: float, every: int, gains: dict):
     class PIHead(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
-            self.parts, self.trace = [], []
+            self.parts, self.trace, self.resumed = [], [], None
+
+        def _entry(self) -> dict:
+            own = {}
+            self.parts[1].on_epoch_end(0, own)  # adaptive_l21 and adaptive_measure, read
+            return own
+
+        def state_dict(self) -> dict:
+            # `training.run` asks at an epoch end, before this callback's on_epoch_end: the
+            # trace so far and this epoch's entry
+            return {"adaptive": self.parts[1].state_dict(), "trace": [*self.trace, self._entry()]}
+
+        def load_state_dict(self, state: dict) -> None:
+            self.resumed = state  # applied at train begin, when the controller exists
 
         def on_train_begin(self, logs=None):
             kernel = regularized_kernel(self.model.head)
@@ -70,6 +85,9 @@ def _head_callback(l21: float, every: int, gains: dict):
             adaptive = AdaptiveL21(
                 TARGET, prox=prox, l21=l21, every=every, controller="pi", **gains
             )
+            if self.resumed is not None:
+                adaptive.load_state_dict(self.resumed["adaptive"])
+                self.trace = list(self.resumed["trace"])
             self.parts = [prox, adaptive]
             for part in self.parts:
                 part.set_model(self.model)
@@ -79,9 +97,7 @@ def _head_callback(l21: float, every: int, gains: dict):
             self.parts[1].on_train_batch_end(batch, logs)
 
         def on_epoch_end(self, epoch, logs=None):
-            own = {}
-            self.parts[1].on_epoch_end(epoch, own)
-            self.trace.append(own)
+            self.trace.append(self._entry())
 
         def on_train_end(self, logs=None):
             for part in self.parts:

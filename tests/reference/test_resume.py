@@ -89,13 +89,13 @@ def fast_run(monkeypatch):
     recorders: list[_Recorder] = []
     monkeypatch.setattr(training, "TwoViews", _recording_views(recorders))
 
-    def run(cfg, stop_after=None):
+    def run(cfg, stop_after=None, extra=()):
         rec = _Recorder({}, stop_after)
         recorders.append(rec)
         if stop_after is None:
-            return training.run(cfg, callbacks=[rec], verbose=0), rec
+            return training.run(cfg, callbacks=[*extra, rec], verbose=0), rec
         with pytest.raises(KeyboardInterrupt):
-            training.run(cfg, callbacks=[rec], verbose=0)
+            training.run(cfg, callbacks=[*extra, rec], verbose=0)
         return None, rec
 
     return run
@@ -137,3 +137,56 @@ def test_resumed_run_equals_the_uninterrupted_run(tmp_path, fast_run, augment):
     assert len(rec_resumed.final) == len(rec_whole.final)
     for got, want in zip(rec_resumed.final, rec_whole.final, strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("controller", ["dual", "pi"])
+def test_resumed_adaptive_run_continues_the_same_lambda(tmp_path, fast_run, controller):
+    """`AdaptiveL21`'s λ (and the PI state ξ, s̄) is no model weight: the run checkpoints it
+    beside the backup. A resume that restarted λ at `--l21` would differ from epoch 2 on."""
+    flags = ["--target-sparsity", "0.25", "--controller", controller, "--proximal",
+             "--l21", "1", "--adaptive-every", "1"]  # fmt: skip
+
+    def config(out):
+        cfg = config_from_args("simclr", ["--dataset", "digits", "--out", str(out), "--quiet",
+                                          *flags])  # fmt: skip
+        cfg.update(train_size=128, test_size=40, batch_size=32, head_hidden=16, head_dim=8)
+        cfg.update(epochs=EPOCHS)
+        return cfg
+
+    whole, _ = fast_run(config(tmp_path / "whole"))
+    fast_run(config(tmp_path / "resumed"), stop_after=STOP_AFTER)
+    cfg = config_from_args("simclr", ["--out", str(tmp_path / "resumed"), "--resume", "--quiet"])
+    resumed, _ = fast_run(cfg)
+
+    lambdas = [h["adaptive_l21"] for h in whole["history"]]
+    assert len(set(lambdas)) == EPOCHS  # λ moves every epoch: a restart would show
+    assert [h["adaptive_l21"] for h in resumed["history"]] == lambdas
+    assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in whole["history"]]
+
+
+def test_resumed_controller_experiment_continues_its_trace(tmp_path, fast_run):
+    """reference/experiments/controller.py's callback (a prox and a PI `AdaptiveL21` put on the
+    head at train begin) is checkpointed like the reference's own: the resumed run's trace of
+    λ per epoch is the uninterrupted run's."""
+    from reference.experiments.controller import _head_callback
+
+    def config(out):
+        cfg = config_from_args("simclr", ["--dataset", "digits", "--out", str(out), "--quiet",
+                                          "--l21", "0"])  # fmt: skip
+        cfg.update(train_size=128, test_size=40, batch_size=32, head_hidden=16, head_dim=8)
+        cfg.update(epochs=EPOCHS)
+        return cfg
+
+    gains = {"kp": 1.0, "nu": 0.5, "smoothing": 0.5}
+    whole = _head_callback(1.0, 1, gains)
+    fast_run(config(tmp_path / "whole"), extra=[whole])
+    fast_run(
+        config(tmp_path / "resumed"), stop_after=STOP_AFTER, extra=[_head_callback(1.0, 1, gains)]
+    )
+    cfg = config_from_args("simclr", ["--out", str(tmp_path / "resumed"), "--resume", "--quiet"])
+    resumed = _head_callback(1.0, 1, gains)
+    fast_run(cfg, extra=[resumed])
+
+    lambdas = [t["adaptive_l21"] for t in whole.trace]
+    assert len(set(lambdas)) == EPOCHS
+    assert resumed.trace == whole.trace
