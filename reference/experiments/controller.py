@@ -13,7 +13,7 @@ below and above the ~1e-2 that the fixed prox needs for this sparsity, docs/beyo
 
 Two stages; the gains are chosen in the first, never on the test split:
 
-    # 1. tune: a small grid of (kp, nu, smoothing) on seeds 10-12 (not the claim's seeds),
+    # 1. tune: a small grid of (kp, nu, smoothing, η) on seeds 10-12 (not the claim's seeds),
     #    from both starts. Reads only the head kernel's measure (label-free): the score is
     #    the number of runs ending within 10 % of the target, then the mean |error|. The
     #    harness still evaluates each run on the test split; tune reads none of it.
@@ -41,11 +41,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script
 
 TARGET, WITHIN = 0.25, 0.10
 STARTS = {"low": 1e-4, "high": 1.0}  # ~100x below / above the prox λ for this sparsity
-GRID = [  # (kp, nu, smoothing): the dual step on the average, and PI around cooper's ranges
-    (0.0, 0.0, 0.5),
-    (1.0, 0.5, 0.5),
-    (3.0, 0.5, 0.5),
-    (1.0, 0.8, 0.8),
+GRID = [  # (kp, nu, smoothing, dual_lr): the dual step on the average, PI around cooper's
+    (0.0, 0.0, 0.5, 1.0),  # ranges, and a larger step η: at η = 1 (4 updates an epoch) log λ
+    (1.0, 0.5, 0.5, 1.0),  # falls by at most 0.25 an update while the prox has zeroed the
+    (3.0, 0.5, 0.5, 1.0),  # head (s = 0), so the high start needs ~9 epochs to come back
+    (1.0, 0.8, 0.8, 1.0),
+    (1.0, 0.5, 0.5, 3.0),
+    (3.0, 0.5, 0.5, 3.0),
 ]
 UPDATES_PER_EPOCH = 4  # as reference/variants.py's adaptive λ default
 
@@ -138,9 +140,9 @@ def _pi_run(out: Path, seed: int, epochs: int, start: float, gains: dict) -> dic
 
 def tune(args) -> dict:
     rows = []
-    for kp, nu, smoothing in GRID:
-        gains = {"kp": kp, "nu": nu, "smoothing": smoothing}
-        name = f"kp{kp:g}-nu{nu:g}-b{smoothing:g}"
+    for kp, nu, smoothing, dual_lr in GRID:
+        gains = {"kp": kp, "nu": nu, "smoothing": smoothing, "dual_lr": dual_lr}
+        name = f"kp{kp:g}-nu{nu:g}-b{smoothing:g}" + (f"-lr{dual_lr:g}" if dual_lr != 1 else "")
         finals = []
         for (label, start), seed in itertools.product(STARTS.items(), args.seeds):
             r = _pi_run(args.out / name / f"{label}-seed{seed}", seed, args.epochs, start, gains)
