@@ -28,6 +28,10 @@ settings.register_profile("thorough", parent=settings.get_profile("default"), ma
 settings.register_profile(
     "ci", parent=settings.get_profile("default"), derandomize=True, database=None
 )
+# The declared minimum versions (.ci/floors): CI's derandomized examples, fewer of them. That
+# run asks whether every path works at the floors; the properties' search at full size is the
+# main suite's, on the same code.
+settings.register_profile("floors", parent=settings.get_profile("ci"), max_examples=15)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
