@@ -23,7 +23,8 @@ pytest.importorskip("matplotlib")
 from reference import training  # noqa: E402
 from reference.cli import config_from_args  # noqa: E402
 
-pytestmark = pytest.mark.keras_backend  # runs Keras models: under every backend in CI
+# Runs Keras models: under every backend in CI (`keras_backend`), except the controller
+# experiment's wiring, which is the script's and the same on every backend.
 
 EPOCHS, STOP_AFTER = 3, 1
 
@@ -110,6 +111,7 @@ def _config(out, augment: str) -> dict:
     return cfg
 
 
+@pytest.mark.keras_backend
 @pytest.mark.parametrize("augment", ["host", "device"])
 def test_resumed_run_equals_the_uninterrupted_run(tmp_path, fast_run, augment):
     whole, rec_whole = fast_run(_config(tmp_path / "whole", augment))
@@ -139,6 +141,7 @@ def test_resumed_run_equals_the_uninterrupted_run(tmp_path, fast_run, augment):
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.keras_backend
 def test_resumed_adaptive_run_continues_the_same_lambda(tmp_path, fast_run):
     """`AdaptiveL21`'s λ and the PI state (ξ, s̄) are no model weights: the run checkpoints
     them beside the backup. A resume that restarted λ at `--l21`, or the PI state at none,
