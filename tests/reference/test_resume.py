@@ -102,8 +102,8 @@ def fast_run(monkeypatch):
     return run
 
 
-def _config(out, augment: str) -> dict:
-    argv = ["--dataset", "digits", "--out", str(out), "--quiet", "--augment", augment]
+def _config(out, augment: str = "host", flags=()) -> dict:
+    argv = ["--dataset", "digits", "--out", str(out), "--quiet", "--augment", augment, *flags]
     cfg = config_from_args("simclr", argv)
     # 4 batches per epoch, so that their order within an epoch can differ.
     cfg.update(train_size=128, test_size=40, batch_size=32, head_hidden=16, head_dim=8)
@@ -149,15 +149,8 @@ def test_resumed_adaptive_run_continues_the_same_lambda(tmp_path, fast_run):
     flags = ["--target-sparsity", "0.25", "--controller", "pi", "--proximal",
              "--l21", "1", "--adaptive-every", "1"]  # fmt: skip
 
-    def config(out):
-        cfg = config_from_args("simclr", ["--dataset", "digits", "--out", str(out), "--quiet",
-                                          *flags])  # fmt: skip
-        cfg.update(train_size=128, test_size=40, batch_size=32, head_hidden=16, head_dim=8)
-        cfg.update(epochs=EPOCHS)
-        return cfg
-
-    whole, _ = fast_run(config(tmp_path / "whole"))
-    fast_run(config(tmp_path / "resumed"), stop_after=STOP_AFTER)
+    whole, _ = fast_run(_config(tmp_path / "whole", flags=flags))
+    fast_run(_config(tmp_path / "resumed", flags=flags), stop_after=STOP_AFTER)
     cfg = config_from_args("simclr", ["--out", str(tmp_path / "resumed"), "--resume", "--quiet"])
     resumed, _ = fast_run(cfg)
 
@@ -174,11 +167,7 @@ def test_resumed_controller_experiment_continues_its_trace(tmp_path, fast_run):
     from reference.experiments.controller import _head_callback
 
     def config(out):
-        cfg = config_from_args("simclr", ["--dataset", "digits", "--out", str(out), "--quiet",
-                                          "--l21", "0"])  # fmt: skip
-        cfg.update(train_size=128, test_size=40, batch_size=32, head_hidden=16, head_dim=8)
-        cfg.update(epochs=EPOCHS)
-        return cfg
+        return _config(out, flags=["--l21", "0"])
 
     gains = {"kp": 1.0, "nu": 0.5, "smoothing": 0.5}
     whole = _head_callback(1.0, 1, gains)
